@@ -65,7 +65,10 @@ static size_t list_vectors(const char *dir, char ***out)
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            names = realloc(names, cap * sizeof *names);
+            char **grown = realloc(names, cap * sizeof *names);
+            if (!grown)
+                abort();
+            names = grown;
         }
         names[n++] = strdup(e->d_name);
     }
