@@ -66,10 +66,14 @@ $(OUT)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# Order matters: later fragments use the libraries the earlier ones define.
+# Within firmware/ and hub/, every *.mk is included in name order, so a part
+# may keep its own fragment (hub/broker.mk, hub/logic.mk, hub/module.mk).
 include protocol/module.mk
--include firmware/module.mk
--include hub/module.mk
+include common/module.mk
 include tests/module.mk
+include $(sort $(wildcard firmware/*.mk))
+include $(sort $(wildcard hub/*.mk))
 
 .PHONY: all test test-run deps deps-test demo bench fuzz check install clean help
 
@@ -100,9 +104,9 @@ bench: deps
 FUZZ_OUT := build/fuzz
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
               -Iprotocol/include -Iprotocol $(PKG_CFLAGS)
-$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(PROTOCOL_SRCS) $(PROTOCOL_HDRS)
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(PROTOCOL_SRCS) $(PROTOCOL_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_FLAGS) $< $(PROTOCOL_SRCS) $(LIB_CJSON) -lm -o $@
+	$(CLANG) $(FUZZ_FLAGS) -Icommon $< $(PROTOCOL_SRCS) $(COMMON_SRCS) $(LIB_CJSON) -lm -o $@
 
 fuzz: deps-test $(FUZZ_TARGETS:%=$(FUZZ_OUT)/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \

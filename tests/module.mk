@@ -11,20 +11,21 @@ $(TEST_LIB): $(TEST_LIB_SRCS:%.c=$(OUT)/obj/%.o)
 # A test program tests/<dir>/test_x.c links against the test library and the
 # protocol library; suites needing more add link flags with a target-specific
 # TEST_EXTRA_LIBS.
-$(OUT)/tests/%: $(OUT)/obj/tests/%.o $(TEST_LIB) $(PROTOCOL_LIB)
+$(OUT)/tests/%: $(OUT)/obj/tests/%.o $(TEST_LIB) $(COMMON_LIB) $(PROTOCOL_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(TEST_EXTRA_OBJS) $(TEST_LIB) $(PROTOCOL_LIBS) $(TEST_EXTRA_LIBS) $(LIB_SYS) -o $@
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(TEST_EXTRA_OBJS) $(TEST_LIB) $(COMMON_LIB) $(PROTOCOL_LIBS) \
+	  $(TEST_EXTRA_LIBS) $(LIB_SYS) -o $@
 
 $(OUT)/obj/tests/%.o: ALL_CFLAGS += $(TEST_CFLAGS)
 
 # The fuzz targets double as corpus replayers built with the test flavour.
-FUZZ_TARGETS += payload topic
-$(OUT)/tests/fuzz/replay_%: $(OUT)/obj/tests/fuzz/fuzz_%.o $(OUT)/obj/tests/fuzz/replay.o $(PROTOCOL_LIB)
+FUZZ_TARGETS += payload topic conf
+$(OUT)/tests/fuzz/replay_%: $(OUT)/obj/tests/fuzz/fuzz_%.o $(OUT)/obj/tests/fuzz/replay.o $(COMMON_LIB) $(PROTOCOL_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(PROTOCOL_LIBS) $(LIB_SYS) -o $@
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(COMMON_LIB) $(PROTOCOL_LIBS) $(LIB_SYS) -o $@
 
-TEST_BINS += $(OUT)/tests/unit/test_protocol \
-             $(OUT)/tests/fuzz/replay_payload $(OUT)/tests/fuzz/replay_topic \
+TEST_BINS += $(OUT)/tests/unit/test_protocol $(OUT)/tests/unit/test_conf \
+             $(OUT)/tests/fuzz/replay_payload $(OUT)/tests/fuzz/replay_topic $(OUT)/tests/fuzz/replay_conf \
              $(OUT)/tests/integration/test_broker
 
 CHECK_SRCS += $(TEST_LIB_SRCS) tests/lib/harness.h tests/lib/broker.h \
