@@ -113,6 +113,7 @@ fuzz: deps-test $(FUZZ_TARGETS:%=$(FUZZ_OUT)/fuzz_%)
 	  mkdir -p $(FUZZ_OUT)/corpus-$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
 	  $(FUZZ_OUT)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_OUT)/$$t- \
 	    $(FUZZ_OUT)/corpus-$$t tests/fuzz/corpus/$$t 2>$(FUZZ_OUT)/$$t.log \
 	    || { tail -40 $(FUZZ_OUT)/$$t.log; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units|stat::peak_rss' $(FUZZ_OUT)/$$t.log; \

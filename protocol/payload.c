@@ -307,6 +307,10 @@ static int read_event(const cJSON *o, struct fw_event *e, struct fw_error *err)
     if (get_str(o, "cmd_id", e->type == FW_EV_CMD_RESULT, e->cmd_id, sizeof e->cmd_id, err) < 0 ||
         get_str(o, "detail", false, e->detail, sizeof e->detail, err) < 0)
         return -1;
+    if (e->type == FW_EV_CMD_RESULT && e->cmd_id[0] == '\0') {
+        fw_error_set(err, FW_E_RANGE, "cmd_id", "field 'cmd_id' must not be empty");
+        return -1;
+    }
     return 0;
 }
 
