@@ -11,8 +11,9 @@ build="gcc make pkg-config libc6-dev libpaho-mqtt-dev libsqlite3-dev libgpiod-de
        libmicrohttpd-dev libcjson-dev libsodium-dev"
 # Tests: the broker and its clients, the sqlite3 shell, clang for libFuzzer,
 # xmllint for schema checks, openssl for TLS fixtures, python3 for helpers.
+# The browser suites drive Debian's Chromium with playwright-core from npm.
 test="$build mosquitto mosquitto-clients sqlite3 clang libclang-rt-14-dev
-      libxml2-utils openssl procps"
+      libxml2-utils openssl procps chromium nodejs"
 demo="$build mosquitto mosquitto-clients sqlite3 procps"
 
 case "${1:-all}" in
@@ -30,7 +31,27 @@ for p in $(printf '%s\n' $want | sort -u); do
     [ "$st" = installed ] || missing="$missing $p"
 done
 
-[ -z "$missing" ] && exit 0
+# npm modules for the browser suites, pinned by tests/browser/package-lock.json.
+# npm comes with the machine's Node.js; Debian's npm package is the fallback.
+npm_step() {
+    case "${1:-all}" in test|all) ;; *) return 0 ;; esac
+    [ -f tests/browser/package-lock.json ] || return 0
+    [ -d tests/browser/node_modules/playwright-core ] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "firewatch: npm is missing; install it with:  sudo apt-get install -y npm" >&2
+            return 1
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm </dev/null >&2
+    fi
+    echo "firewatch: installing the browser suites' npm modules (tests/browser)" >&2
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error </dev/null >&2
+}
+
+if [ -z "$missing" ]; then
+    npm_step "${1:-all}"
+    exit $?
+fi
 
 cmd="apt-get install -y --no-install-recommends$missing"
 if [ "$(id -u)" -ne 0 ]; then
@@ -40,7 +61,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "firewatch: installing missing packages:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq </dev/null >&2
+log=${TMPDIR:-/tmp}/firewatch-apt.log
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing </dev/null >&2
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing; } </dev/null >"$log" 2>&1; then
+    tail -30 "$log" >&2
+    echo "firewatch: apt-get failed (full log: $log)" >&2
+    exit 1
+fi
 echo "firewatch: packages installed" >&2
+npm_step "${1:-all}"
