@@ -74,6 +74,7 @@ include common/module.mk
 include tests/module.mk
 include $(sort $(wildcard firmware/*.mk))
 include $(sort $(wildcard hub/*.mk))
+include $(sort $(wildcard sim/*.mk))
 
 .PHONY: all test test-run deps deps-test demo bench fuzz check install clean help
 

@@ -8,12 +8,13 @@ $(TEST_LIB): $(TEST_LIB_SRCS:%.c=$(OUT)/obj/%.o)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-# A test program tests/<dir>/test_x.c links against the test library and the
-# protocol library; suites needing more add link flags with a target-specific
-# TEST_EXTRA_LIBS.
+# A test program tests/<dir>/test_x.c links against the test, common and
+# protocol libraries. A suite needing more objects lists them as
+# prerequisites (or in a target-specific TEST_EXTRA_OBJS; duplicates are
+# linked once) and more libraries in a target-specific TEST_EXTRA_LIBS.
 $(OUT)/tests/%: $(OUT)/obj/tests/%.o $(TEST_LIB) $(COMMON_LIB) $(PROTOCOL_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(TEST_EXTRA_OBJS) $(TEST_LIB) $(COMMON_LIB) $(PROTOCOL_LIBS) \
+	$(CC) $(ALL_LDFLAGS) $(sort $(filter %.o,$^) $(TEST_EXTRA_OBJS)) $(TEST_LIB) $(COMMON_LIB) $(PROTOCOL_LIBS) \
 	  $(TEST_EXTRA_LIBS) $(LIB_SYS) -o $@
 
 $(OUT)/obj/tests/%.o: ALL_CFLAGS += $(TEST_CFLAGS)

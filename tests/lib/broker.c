@@ -139,6 +139,16 @@ int tb_restart(struct tb_broker *b)
     return spawn(b);
 }
 
+int tb_free_port(void)
+{
+    return free_port();
+}
+
+int tb_start_config(struct tb_broker *b)
+{
+    return spawn(b);
+}
+
 static void signal_and_wait(struct tb_broker *b, int sig)
 {
     if (b->pid <= 0)

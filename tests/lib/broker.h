@@ -42,4 +42,14 @@ int tb_restart(struct tb_broker *b);
 /* Halts the broker and removes its directory. */
 void tb_stop(struct tb_broker *b);
 
+/* Returns a free loopback TCP port (for a second listener), or -errno. */
+int tb_free_port(void);
+
+/* Starts mosquitto with b->dir/mosquitto.conf exactly as the test wrote it
+ * (for suites that generate the whole configuration themselves). The file
+ * must have a listener on 127.0.0.1:b->port, which is polled for readiness
+ * as in tb_start, and should log to b->dir/mosquitto.log so a failure shows
+ * the broker's log. tb_halt, tb_restart and tb_stop work as usual. */
+int tb_start_config(struct tb_broker *b);
+
 #endif

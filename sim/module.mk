@@ -1,0 +1,15 @@
+# sim/ - firewatch-fleet, the fleet simulator used by the demo, the
+# benchmarks and the soak test.
+FLEET := $(OUT)/bin/firewatch-fleet
+FLEET_SRCS := sim/fleet.c
+
+$(FLEET): $(FLEET_SRCS:%.c=$(OUT)/obj/%.o) $(COMMON_LIB) $(PROTOCOL_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(COMMON_LIB) $(PROTOCOL_LIBS) $(LIB_PAHO) $(LIB_SYS) -o $@
+
+BINS += $(FLEET)
+CHECK_SRCS += $(FLEET_SRCS)
+
+$(OUT)/tests/sim/test_fleet: $(FLEET)
+TEST_BINS += $(OUT)/tests/sim/test_fleet
+CHECK_SRCS += tests/sim/test_fleet.c
