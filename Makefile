@@ -75,6 +75,7 @@ include tests/module.mk
 include $(sort $(wildcard firmware/*.mk))
 include $(sort $(wildcard hub/*.mk))
 include $(sort $(wildcard sim/*.mk))
+include bench/module.mk
 
 .PHONY: all test test-run deps deps-test demo bench fuzz check install clean help
 
