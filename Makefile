@@ -61,6 +61,11 @@ TEST_SCRIPTS :=  # shell test suites run by the runner, after the programs
 FUZZ_TARGETS :=  # names of libFuzzer targets (tests/fuzz/fuzz_<name>.c)
 CHECK_SRCS :=    # C sources and headers checked by `make check`
 
+# libFuzzer builds (make fuzz), with clang, outside the flavours above.
+FUZZ_OUT := build/fuzz
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+              -Iprotocol/include -Iprotocol $(PKG_CFLAGS)
+
 # Compile any C file into $(OUT)/obj, mirroring the tree.
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -103,9 +108,6 @@ bench: deps
 	  echo "make bench: no benchmarks yet (see README.md)."; fi
 
 # libFuzzer builds need clang; each target runs for FUZZ_SECONDS.
-FUZZ_OUT := build/fuzz
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-              -Iprotocol/include -Iprotocol $(PKG_CFLAGS)
 $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(PROTOCOL_SRCS) $(PROTOCOL_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) -Icommon $< $(PROTOCOL_SRCS) $(COMMON_SRCS) $(LIB_CJSON) -lm -o $@

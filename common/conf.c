@@ -244,9 +244,12 @@ int conf_check_example(const char *path, const struct conf_option *opts, size_t 
     }
     rc = 0;
     int lineno = 0;
-    char *save = NULL;
     buf[len] = '\0';
-    for (char *l = strtok_r(buf, "\n", &save); l && rc == 0; l = strtok_r(NULL, "\n", &save)) {
+    for (char *l = buf, *next; l && rc == 0; l = next) {
+        char *nl = strchr(l, '\n');
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
         lineno++;
         char *s = trim(l), *key, *value;
         /* An option line is "key value" or, commented out as in

@@ -133,6 +133,11 @@ static void test_load_and_example_check(void)
     write_file(path, "#broker tcp://x:1\n#password\n#interval_s 60\n#tls false\n#ratio 0.5\n");
     CHECK_INT(conf_check_example(path, opts, NOPTS, &err), -EINVAL);
     CHECK_STR(err.key, "broker");
+
+    /* Blank lines count: the error names the file's real line. */
+    write_file(path, "# header\n\n\n#password\n\n#broker tcp://x:1\n");
+    CHECK_INT(conf_check_example(path, opts, NOPTS, &err), -EINVAL);
+    CHECK_INT(err.line, 6);
     th_rmtree(d);
 }
 
