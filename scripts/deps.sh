@@ -11,9 +11,12 @@ build="gcc make pkg-config libc6-dev libpaho-mqtt-dev libsqlite3-dev libgpiod-de
        libmicrohttpd-dev libcjson-dev libsodium-dev"
 # Tests: the broker and its clients, the sqlite3 shell, clang for libFuzzer,
 # xmllint for schema checks, openssl for TLS fixtures, python3 for helpers.
-# The browser suites drive Debian's Chromium with playwright-core from npm.
+# The browser suites drive Debian's Chromium with playwright-core from npm;
+# the packaging suite checks man pages with groff and builds .debs with
+# dpkg-deb; the Home Assistant suite renders discovery templates with Jinja2.
 test="$build mosquitto mosquitto-clients sqlite3 clang libclang-rt-14-dev
-      libxml2-utils openssl procps chromium nodejs"
+      libxml2-utils openssl procps chromium nodejs groff-base man-db dpkg-dev
+      python3 python3-jinja2 systemd"
 demo="$build mosquitto mosquitto-clients sqlite3 procps"
 
 case "${1:-all}" in

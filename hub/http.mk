@@ -1,0 +1,32 @@
+# hub/http.mk - the HTTP face of firewatch-hub: libmicrohttpd server, JSON
+# API, live stream (SSE), auth, the dashboard's static files (hub/web/), and
+# their suites (tests/http/ in C over real HTTP, tests/browser/ with
+# playwright-core driving Debian's Chromium).
+#
+# Read before hub/module.mk (name order), so nothing here may depend on
+# variables defined there at parse time: store and readiness objects are
+# linked by path. The daemon links $(HUB_HTTP_OBJS) and $(HUB_HTTP_LIBS).
+HUB_HTTP_SRCS := hub/http.c hub/stream.c hub/auth.c hub/api_db.c hub/api_read.c hub/api_report.c \
+                 hub/api_users.c
+HUB_HTTP_HDRS := hub/http.h hub/stream.h hub/auth.h hub/api.h
+HUB_HTTP_OBJS := $(HUB_HTTP_SRCS:%.c=$(OUT)/obj/%.o)
+# readiness.o comes from hub/logic.mk (HUB_LOGIC_OBJS); listed here for the tests.
+HUB_HTTP_LIBS := $(LIB_MHD) $(LIB_SQLITE) $(LIB_SODIUM) $(LIB_CJSON)
+
+# The test programs: the server in-process with fake hooks, against a
+# database made by the store's own store_open.
+HTTP_TEST_OBJS := $(HUB_HTTP_OBJS) $(OUT)/obj/hub/readiness.o $(OUT)/obj/hub/store.o \
+                  $(OUT)/obj/tests/http/fixture.o $(OUT)/obj/tests/http/client.o
+HTTP_TESTS := $(OUT)/tests/http/test_api $(OUT)/tests/http/serve_fixture
+
+$(HTTP_TESTS): $(HTTP_TEST_OBJS)
+$(HTTP_TESTS): TEST_EXTRA_LIBS = $(HUB_HTTP_LIBS)
+$(OUT)/obj/tests/http/%.o: ALL_CFLAGS += -Ihub
+
+TEST_BINS += $(OUT)/tests/http/test_api
+# The browser suite starts serve_fixture; it must be built before it runs.
+TEST_SCRIPTS += tests/browser/run.sh
+test-run: $(OUT)/tests/http/serve_fixture
+
+CHECK_SRCS += $(HUB_HTTP_SRCS) $(HUB_HTTP_HDRS) tests/http/test_api.c tests/http/serve_fixture.c \
+              tests/http/fixture.c tests/http/fixture.h tests/http/client.c tests/http/client.h

@@ -1,0 +1,46 @@
+# hub/module.mk - firewatch-hub (the daemon) and firewatchctl, with their
+# suites. Read after hub/broker.mk and hub/logic.mk: the daemon links the
+# logic modules ($(HUB_LOGIC_SRCS)).
+HUB_CORE_SRCS := hub/store.c hub/hubconf.c
+HUB_DAEMON_SRCS := hub/hub.c hub/ingest.c hub/writer.c hub/sdnotify.c hub/readyscan.c
+HUB_CTL_SRCS := hub/ctl.c hub/readyscan.c
+HUB_HDRS := hub/store.h hub/hubconf.h hub/ingest.h hub/writer.h hub/sdnotify.h hub/readyscan.h
+
+HUB_CORE_OBJS := $(HUB_CORE_SRCS:%.c=$(OUT)/obj/%.o)
+# The store and config as an archive for the test programs: the generic test
+# rule links $(filter %.o,$^) and TEST_EXTRA_OBJS, so objects given both ways
+# would be linked twice.
+HUB_CORE_LIB := $(OUT)/lib/libfirewatch-hubcore.a
+$(HUB_CORE_LIB): $(HUB_CORE_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+HUB_LIBS := $(COMMON_LIB) $(PROTOCOL_LIBS) $(LIB_PAHO) $(LIB_SQLITE) $(LIB_SODIUM) $(LIB_SYS)
+
+$(OUT)/obj/hub/%.o: ALL_CFLAGS += -Ihub
+
+$(OUT)/bin/firewatch-hub: $(HUB_DAEMON_SRCS:%.c=$(OUT)/obj/%.o) $(HUB_CORE_OBJS) $(HUB_LOGIC_SRCS:%.c=$(OUT)/obj/%.o) \
+                          $(COMMON_LIB) $(PROTOCOL_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(HUB_LIBS) -o $@
+
+$(OUT)/bin/firewatchctl: $(HUB_CTL_SRCS:%.c=$(OUT)/obj/%.o) $(HUB_CORE_OBJS) $(OUT)/obj/hub/readiness.o \
+                         $(COMMON_LIB) $(PROTOCOL_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(HUB_LIBS) -o $@
+
+BINS += $(OUT)/bin/firewatch-hub $(OUT)/bin/firewatchctl
+
+$(OUT)/obj/tests/hub/%.o: ALL_CFLAGS += -Ihub
+
+$(OUT)/tests/hub/test_store: TEST_EXTRA_LIBS = $(HUB_CORE_LIB) $(COMMON_LIB) $(PROTOCOL_LIBS) $(LIB_SQLITE)
+$(OUT)/tests/hub/test_store: $(HUB_CORE_LIB) $(OUT)/obj/hub/readyscan.o $(OUT)/obj/hub/readiness.o
+$(OUT)/tests/hub/test_hubconf: TEST_EXTRA_LIBS = $(HUB_CORE_LIB) $(COMMON_LIB) $(PROTOCOL_LIBS) $(LIB_SQLITE)
+$(OUT)/tests/hub/test_hubconf: $(HUB_CORE_LIB)
+$(OUT)/tests/hub/test_hub: TEST_EXTRA_LIBS = $(LIB_PAHO) $(LIB_SQLITE)
+$(OUT)/tests/hub/test_hub: $(OUT)/bin/firewatch-hub $(OUT)/bin/firewatchctl
+
+TEST_BINS += $(OUT)/tests/hub/test_store $(OUT)/tests/hub/test_hubconf \
+             $(OUT)/tests/hub/test_hub
+
+CHECK_SRCS += $(HUB_CORE_SRCS) $(HUB_DAEMON_SRCS) hub/ctl.c $(HUB_HDRS) \
+              tests/hub/test_store.c tests/hub/test_hubconf.c tests/hub/test_hub.c

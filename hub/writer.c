@@ -1,0 +1,371 @@
+/*
+ * writer.c - see writer.h. Two lists wait under one mutex: readings (the
+ * bulk, capped) and everything else (rare, never dropped). The thread swaps
+ * both out and commits them together, so the lock is held only for the swap.
+ */
+#include "writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+#include "readyscan.h"
+
+enum wop_kind {
+    WOP_NODE,
+    WOP_INCIDENT,
+    WOP_INCIDENT_CLOSE,
+    WOP_TIMELINE,
+    WOP_TROUBLE_OPEN,
+    WOP_TROUBLE_CLEAR,
+    WOP_TROUBLE_NOTIFIED,
+    WOP_COMMAND_DONE,
+    WOP_RETENTION,
+    WOP_READINESS,
+};
+
+struct wop {
+    enum wop_kind kind;
+    int64_t ts, id;
+    uint32_t incident;
+    char what[32];
+    char who[72];
+    char node[FW_ID_MAX + 1];
+    char detail[128];
+    char fw[FW_FW_MAX + 1];
+    void *obj; /* struct store_node or struct store_incident, malloc'd */
+};
+
+struct batch {
+    struct store_reading *readings;
+    size_t n_readings, cap_readings;
+    struct wop *ops;
+    size_t n_ops, cap_ops;
+};
+
+struct writer {
+    struct store *db;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done;
+    struct batch pending;
+    size_t batch_max, readings_cap;
+    int batch_ms;
+    bool stopping;
+    uint64_t gen_queued, gen_done; /* flush generations */
+    struct writer_stats stats;
+};
+
+static void batch_free(struct batch *b)
+{
+    for (size_t i = 0; i < b->n_ops; i++)
+        free(b->ops[i].obj);
+    free(b->readings);
+    free(b->ops);
+    memset(b, 0, sizeof *b);
+}
+
+static int exec_op(struct store *db, const struct wop *o)
+{
+    switch (o->kind) {
+    case WOP_NODE: return store_node_save(db, o->obj, o->fw);
+    case WOP_INCIDENT: return store_incident_save(db, o->obj);
+    case WOP_INCIDENT_CLOSE: return store_incident_close(db, o->incident, o->what, o->ts, o->who);
+    case WOP_TIMELINE: return store_timeline_add(db, o->incident, o->ts, o->what, o->who, o->node, o->detail);
+    case WOP_TROUBLE_OPEN: {
+        int64_t rc = store_trouble_open(db, o->node, o->what, o->ts, o->detail);
+        return rc < 0 ? (int)rc : 0;
+    }
+    case WOP_TROUBLE_CLEAR: {
+        int rc = store_trouble_clear(db, o->node, o->what, o->ts);
+        return rc < 0 ? rc : 0;
+    }
+    case WOP_TROUBLE_NOTIFIED: return store_trouble_notified(db, o->node, o->what, o->ts);
+    case WOP_COMMAND_DONE: return store_command_done(db, o->id, o->detail, o->ts);
+    case WOP_RETENTION:
+    case WOP_READINESS: return 0; /* run after the batch, in their own transactions */
+    }
+    return -EINVAL;
+}
+
+/* Commits one batch. A node that disappeared meanwhile (-ENOENT) is not an
+ * error worth losing the batch over. */
+static void commit_batch(struct writer *w, struct batch *b)
+{
+    if (b->n_readings == 0 && b->n_ops == 0)
+        return;
+    int rc = store_begin(w->db);
+    if (rc == 0 && b->n_readings > 0) {
+        int n = store_readings_write(w->db, b->readings, b->n_readings);
+        rc = n < 0 ? n : 0;
+    }
+    for (size_t i = 0; rc == 0 && i < b->n_ops; i++) {
+        int r = exec_op(w->db, &b->ops[i]);
+        if (r < 0 && r != -ENOENT)
+            rc = r;
+    }
+    if (rc == 0)
+        rc = store_commit(w->db);
+    else
+        store_commit(w->db); /* nothing useful to keep; commit what stands rather than spin */
+    pthread_mutex_lock(&w->mu);
+    if (rc == 0) {
+        w->stats.commits++;
+        w->stats.readings += b->n_readings;
+    } else {
+        w->stats.errors++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < b->n_ops; i++) {
+        if (b->ops[i].kind == WOP_READINESS) {
+            int n = readyscan_snapshot(w->db, b->ops[i].ts);
+            if (n < 0)
+                log_warn("readiness snapshot failed: %s", strerror(-n));
+            continue;
+        }
+        if (b->ops[i].kind != WOP_RETENTION)
+            continue;
+        int removed = store_retention(w->db, b->ops[i].ts, (int)b->ops[i].id);
+        if (removed > 0)
+            log_info("retention: removed %d raw readings older than %lld days", removed,
+                     (long long)b->ops[i].id);
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (int64_t)w->batch_ms * 1000000;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        while (!w->stopping && w->gen_queued == w->gen_done && w->pending.n_readings < w->batch_max) {
+            if (pthread_cond_timedwait(&w->wake, &w->mu, &until) == ETIMEDOUT)
+                break;
+        }
+        struct batch b = w->pending;
+        memset(&w->pending, 0, sizeof w->pending);
+        uint64_t gen = w->gen_queued;
+        bool stop = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+        commit_batch(w, &b);
+        batch_free(&b);
+        pthread_mutex_lock(&w->mu);
+        w->gen_done = gen;
+        pthread_cond_broadcast(&w->done);
+        if (stop && w->pending.n_readings == 0 && w->pending.n_ops == 0)
+            break;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+struct writer *writer_new(const char *database, bool sync_full, int batch_ms, size_t batch_max, char *why,
+                          size_t why_size)
+{
+    struct writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(why, why_size, "out of memory");
+        errno = ENOMEM;
+        return NULL;
+    }
+    w->batch_ms = batch_ms > 0 ? batch_ms : 250;
+    w->batch_max = batch_max > 0 ? batch_max : 2000;
+    w->readings_cap = w->batch_max * 8;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    pthread_cond_init(&w->done, NULL);
+    w->db = store_open(database, sync_full ? STORE_SYNC_FULL : 0, why, why_size);
+    if (!w->db) {
+        int e = errno;
+        writer_free(w);
+        errno = e;
+        return NULL;
+    }
+    int rc = pthread_create(&w->thread, NULL, writer_main, w);
+    if (rc != 0) {
+        snprintf(why, why_size, "cannot start the writer thread: %s", strerror(rc));
+        writer_free(w);
+        errno = rc;
+        return NULL;
+    }
+    w->started = true;
+    return w;
+}
+
+void writer_free(struct writer *w)
+{
+    if (!w)
+        return;
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        w->stopping = true;
+        pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    batch_free(&w->pending);
+    store_close(w->db);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->done);
+    free(w);
+}
+
+int writer_reading(struct writer *w, const struct store_reading *r)
+{
+    pthread_mutex_lock(&w->mu);
+    struct batch *b = &w->pending;
+    int rc = 0;
+    if (b->n_readings >= w->readings_cap) {
+        w->stats.readings_dropped++;
+        rc = -ENOBUFS;
+    } else {
+        if (b->n_readings == b->cap_readings) {
+            size_t cap = b->cap_readings ? b->cap_readings * 2 : 256;
+            struct store_reading *p = realloc(b->readings, cap * sizeof *p);
+            if (!p) {
+                pthread_mutex_unlock(&w->mu);
+                return -ENOMEM;
+            }
+            b->readings = p;
+            b->cap_readings = cap;
+        }
+        b->readings[b->n_readings++] = *r;
+        if (b->n_readings == w->batch_max)
+            pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* Appends op (taking ownership of op->obj). */
+static int push(struct writer *w, struct wop *op)
+{
+    pthread_mutex_lock(&w->mu);
+    struct batch *b = &w->pending;
+    if (b->n_ops == b->cap_ops) {
+        size_t cap = b->cap_ops ? b->cap_ops * 2 : 64;
+        struct wop *p = realloc(b->ops, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&w->mu);
+            free(op->obj);
+            return -ENOMEM;
+        }
+        b->ops = p;
+        b->cap_ops = cap;
+    }
+    b->ops[b->n_ops++] = *op;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+int writer_node(struct writer *w, const struct store_node *n, const char *fw)
+{
+    struct wop op = {.kind = WOP_NODE};
+    struct store_node *c = malloc(sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    *c = *n;
+    op.obj = c;
+    copy(op.fw, sizeof op.fw, fw);
+    return push(w, &op);
+}
+
+int writer_incident(struct writer *w, const struct store_incident *inc)
+{
+    struct wop op = {.kind = WOP_INCIDENT};
+    struct store_incident *c = malloc(sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    *c = *inc;
+    op.obj = c;
+    return push(w, &op);
+}
+
+int writer_incident_close(struct writer *w, uint32_t id, const char *state, int64_t ts_ms, const char *who)
+{
+    struct wop op = {.kind = WOP_INCIDENT_CLOSE, .incident = id, .ts = ts_ms};
+    copy(op.what, sizeof op.what, state);
+    copy(op.who, sizeof op.who, who);
+    return push(w, &op);
+}
+
+int writer_timeline(struct writer *w, uint32_t incident, int64_t ts_ms, const char *what, const char *who,
+                    const char *node, const char *detail)
+{
+    struct wop op = {.kind = WOP_TIMELINE, .incident = incident, .ts = ts_ms};
+    copy(op.what, sizeof op.what, what);
+    copy(op.who, sizeof op.who, who);
+    copy(op.node, sizeof op.node, node);
+    copy(op.detail, sizeof op.detail, detail);
+    return push(w, &op);
+}
+
+int writer_trouble(struct writer *w, bool open, const char *node, const char *kind, int64_t ts_ms,
+                   const char *detail)
+{
+    struct wop op = {.kind = open ? WOP_TROUBLE_OPEN : WOP_TROUBLE_CLEAR, .ts = ts_ms};
+    copy(op.node, sizeof op.node, node);
+    copy(op.what, sizeof op.what, kind);
+    copy(op.detail, sizeof op.detail, detail);
+    return push(w, &op);
+}
+
+int writer_trouble_notified(struct writer *w, const char *node, const char *kind, int64_t ts_ms)
+{
+    struct wop op = {.kind = WOP_TROUBLE_NOTIFIED, .ts = ts_ms};
+    copy(op.node, sizeof op.node, node);
+    copy(op.what, sizeof op.what, kind);
+    return push(w, &op);
+}
+
+int writer_command_done(struct writer *w, int64_t id, const char *result, int64_t ts_ms)
+{
+    struct wop op = {.kind = WOP_COMMAND_DONE, .id = id, .ts = ts_ms};
+    copy(op.detail, sizeof op.detail, result);
+    return push(w, &op);
+}
+
+int writer_retention(struct writer *w, int64_t now_ms, int retention_days)
+{
+    struct wop op = {.kind = WOP_RETENTION, .id = retention_days, .ts = now_ms};
+    return push(w, &op);
+}
+
+int writer_readiness(struct writer *w, int64_t now_ms)
+{
+    struct wop op = {.kind = WOP_READINESS, .ts = now_ms};
+    return push(w, &op);
+}
+
+void writer_flush(struct writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t gen = ++w->gen_queued;
+    pthread_cond_signal(&w->wake);
+    while (w->gen_done < gen && !(w->stopping && !w->started))
+        pthread_cond_wait(&w->done, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void writer_get_stats(struct writer *w, struct writer_stats *out)
+{
+    pthread_mutex_lock(&w->mu);
+    *out = w->stats;
+    pthread_mutex_unlock(&w->mu);
+}

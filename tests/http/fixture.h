@@ -1,0 +1,77 @@
+/*
+ * fixture.h - a hub database with a small neighbourhood in it, and a fake
+ * daemon behind the HTTP hooks, for the API suite and the browser suite's
+ * server (serve_fixture).
+ *
+ * The database is created by the store's own store_open (so the schema is
+ * exactly the daemon's) and filled with one site, two zones, households,
+ * nodes with a month of readings, troubles, past incidents and drills, test
+ * events and three users. The fake daemon acts on incidents the way the
+ * real one's incident engine answers (acknowledge only in alarm, clear only
+ * once acknowledged, one drill per zone), writes the result to the
+ * database and publishes it on the live stream, as the daemon does.
+ */
+#ifndef FIREWATCH_TEST_HTTP_FIXTURE_H
+#define FIREWATCH_TEST_HTTP_FIXTURE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http.h"
+
+#define FX_SITE "hoa-binh"
+#define FX_ZONE_A "to-1"
+#define FX_ZONE_B "to-2"
+#define FX_NODE "n-101" /* zone A, a month of readings */
+#define FX_HOSTILE_ZONE_NAME "Zone \"<script>alert(1)</script>\" & 'x'"
+#define FX_HOSTILE_CONTACT "\"; DROP TABLE users; -- <b>bold</b>"
+#define FX_ADMIN "an.admin"
+#define FX_WATCH "binh.watch"
+#define FX_TECH "chi.tech"
+#define FX_PASSWORD "correct horse battery"
+
+struct fixture {
+    char dir[256];
+    char db_path[512];
+    struct sqlite3 *db; /* the fake daemon's connection */
+    struct store *store;
+    pthread_mutex_t mu;
+    struct stream *stream; /* where the fake daemon publishes; set after http_start */
+    /* what the hooks saw and how they answer */
+    int calls;
+    enum http_incident_op last_op;
+    uint32_t last_id;
+    char last_user[64];
+    char last_zone[40];
+    int force_rc;         /* non-zero: answer this instead of acting */
+    int hook_delay_ms;    /* a daemon slow to answer: the hook waits this long first */
+    volatile int entered; /* hooks entered (set before the delay) */
+};
+
+/* Creates the database under a fresh temporary directory. hostile: give a
+ * zone and a household names full of quotes and markup. Returns 0 or -errno. */
+int fx_open(struct fixture *fx, bool hostile);
+
+/* Closes and removes everything. */
+void fx_close(struct fixture *fx);
+
+/* The hooks, with fx as their context. */
+struct http_hooks fx_hooks(struct fixture *fx);
+
+/* Simulates a node's fire escalating in zone: an incident in state alarm,
+ * its timeline, and an "incident" event on the stream. Returns the id. */
+uint32_t fx_escalate(struct fixture *fx, const char *zone, const char *node);
+
+/* Adds n_nodes more detectors (one per household, 25 households per zone,
+ * zones bulk-0, bulk-1, ...) with readings_per_node readings a minute apart
+ * ending now, for measuring query times at scale. Returns 0 or -EIO. */
+int fx_bulk(struct fixture *fx, int n_nodes, int readings_per_node);
+
+/* Runs one SQL statement on the fixture's connection (0 or -EIO). */
+int fx_sql(struct fixture *fx, const char *sql);
+
+/* Reads one integer from a query (or -1). */
+int64_t fx_sql_int(struct fixture *fx, const char *sql);
+
+#endif
