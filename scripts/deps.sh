@@ -7,8 +7,10 @@
 # usage: scripts/deps.sh [build|test|demo|all]   (default: all)
 set -eu
 
+# libmosquitto-dev serves only the fleet simulator, which runs thousands of
+# clients on one epoll loop (docs/internals/fleet.md says why not paho).
 build="gcc make pkg-config libc6-dev libpaho-mqtt-dev libsqlite3-dev libgpiod-dev
-       libmicrohttpd-dev libcjson-dev libsodium-dev"
+       libmicrohttpd-dev libcjson-dev libsodium-dev libmosquitto-dev"
 # Tests: the broker and its clients, the sqlite3 shell, clang for libFuzzer,
 # xmllint for schema checks, openssl for TLS fixtures, python3 for helpers.
 # The browser suites drive Debian's Chromium with playwright-core from npm;
