@@ -80,9 +80,10 @@ include tests/module.mk
 include $(sort $(wildcard firmware/*.mk))
 include $(sort $(wildcard hub/*.mk))
 include $(sort $(wildcard sim/*.mk))
+include tests/faults/faults.mk
 include bench/module.mk
 
-.PHONY: all test test-run deps deps-test demo bench fuzz check install clean help
+.PHONY: all test test-run deps deps-test demo bench soak fuzz check install clean help
 
 all: $(BINS)
 
@@ -100,12 +101,14 @@ test-run: $(BINS) $(TEST_BINS)
 	@scripts/run-tests.sh --out $(OUT) $(TEST_BINS) $(TEST_SCRIPTS)
 
 demo: deps
-	@if [ -x scripts/demo.sh ]; then scripts/demo.sh; else \
-	  echo "make demo: the demo arrives with the hub and the fleet simulator (see README.md)."; fi
+	@scripts/demo.sh
 
-bench: deps
-	@if [ -x scripts/bench.sh ]; then scripts/bench.sh; else \
-	  echo "make bench: no benchmarks yet (see README.md)."; fi
+bench: deps-test
+	@scripts/bench.sh
+
+# 10,000 nodes for SOAK_MINUTES (30); not part of make test.
+soak: deps-test
+	@scripts/soak.sh
 
 # libFuzzer builds need clang; each target runs for FUZZ_SECONDS.
 $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(PROTOCOL_SRCS) $(PROTOCOL_HDRS) $(COMMON_SRCS) $(COMMON_HDRS)
@@ -126,7 +129,7 @@ fuzz: deps-test $(FUZZ_TARGETS:%=$(FUZZ_OUT)/fuzz_%)
 check: deps-test
 	@scripts/check.sh $(CHECK_SRCS)
 
-install: all
+install: all install-data
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 
@@ -138,7 +141,10 @@ help:
 	@echo "make test      install test packages, build with sanitizers, run every suite"
 	@echo "make demo      run the whole system on loopback"
 	@echo "make bench     benchmarks, as ratios to baselines from the same run"
+	@echo "make soak      10,000 nodes for 30 minutes: memory and lost events"
 	@echo "make fuzz      run each libFuzzer target for FUZZ_SECONDS (default 60)"
+	@echo "make faults    the long fault-injection suite (kills, broker outage, disk full)"
+	@echo "make valgrind  the hub integration suite with the hub under valgrind memcheck"
 	@echo "make check     clang-format, banned functions, cppcheck"
 	@echo "make install   install under DESTDIR/PREFIX (default /usr/local)"
 	@echo "make clean     remove build/"

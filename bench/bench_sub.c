@@ -18,10 +18,16 @@
 static atomic_long received;
 static atomic_long first_ms, last_ms;
 static atomic_int subscribed;
+static const char *match; /* count only topics containing this, when set */
 
 static int on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
 {
     (void)ctx, (void)len;
+    if (match && !strstr(topic, match)) {
+        MQTTAsync_freeMessage(&m);
+        MQTTAsync_free(topic);
+        return 1;
+    }
     int64_t now = clock_mono_ms();
     long expected = 0;
     atomic_compare_exchange_strong(&first_ms, &expected, now);
@@ -55,15 +61,17 @@ int main(int argc, char **argv)
     int c;
     static MQTTAsync client;
     setenv("BENCH_TOPIC", "firewatch/v1/node/+/reading", 0);
-    while ((c = getopt(argc, argv, "b:t:d:o:h")) != -1) {
+    while ((c = getopt(argc, argv, "b:t:m:d:o:h")) != -1) {
         switch (c) {
         case 'b': broker = optarg; break;
         case 't': setenv("BENCH_TOPIC", optarg, 1); break;
+        case 'm': match = optarg; break;
         case 'd': duration = strtod(optarg, NULL); break;
         case 'o': out = optarg; break;
         default:
-            printf("usage: bench-sub [-b URL] [-t TOPIC] [-d SECONDS] [-o STATS.json]\n"
-                   "Counts messages the broker delivers on TOPIC (QoS 0) for SECONDS.\n");
+            printf("usage: bench-sub [-b URL] [-t TOPIC] [-m SUBSTRING] [-d SECONDS] [-o STATS.json]\n"
+                   "Counts messages the broker delivers on TOPIC (QoS 0) for SECONDS,\n"
+                   "only those whose topic contains SUBSTRING when -m is given.\n");
             return c == 'h' ? 0 : 2;
         }
     }

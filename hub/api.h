@@ -63,6 +63,10 @@ enum api_query {
     Q_USER_GET,
     Q_TOKEN_LOOKUP,
     Q_TOKENS,
+    Q_CAP_ZONE,
+    Q_CAP_ADDRESS,
+    Q_CAP_POINTS,
+    Q_CAP_FEED,
     Q_COUNT
 };
 
@@ -85,6 +89,10 @@ struct http_server {
     int web_fd; /* the web root, opened once; files are opened relative to it */
     char lang[8];
     bool secure_cookie;
+    char hub_id[40];      /* CAP */
+    char public_url[260]; /* CAP web_base: ends in '/', or empty */
+    char cap_sender[136];
+    char cap_sender_name[136];
     size_t body_max;
     /* read-only connection pool */
     pthread_mutex_t pool_mu;
@@ -219,6 +227,15 @@ void api_token_remove(struct api_req *rq, struct api_reply *rp);
 /* Looks up an API token (Authorization: Bearer). Returns 0 with id filled,
  * -ENOENT when unknown. */
 int api_token_identity(struct http_server *srv, const char *token, struct auth_identity *id);
+
+/* api_cap.c: CAP 1.2 alerts (docs/cap.md) */
+void api_incident_cap(struct api_req *rq, struct api_reply *rp);
+void api_cap_feed(struct api_req *rq, struct api_reply *rp);
+
+/* api_tech.c: commissioning tests and the technician's view */
+void api_node_test(struct api_req *rq, struct api_reply *rp);
+void api_node_tests(struct api_req *rq, struct api_reply *rp);
+void api_tech(struct api_req *rq, struct api_reply *rp);
 
 /* The /metrics text (http.c). */
 void api_metrics(struct api_req *rq, struct api_reply *rp);

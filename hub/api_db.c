@@ -5,8 +5,8 @@
  * Writes that belong to the HTTP side (users, API tokens, the audit log) go
  * through one read-write connection under a mutex; SQLite's busy timeout
  * queues them behind the daemon's own writes. The schema is the store's
- * (hub/store.c); the one table added here, api_tokens, is created with
- * CREATE TABLE IF NOT EXISTS until the store's migrations own it.
+ * (hub/store.c), api_tokens included (migration 3): the HTTP side opens
+ * a database store_open made or migrated.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -41,7 +41,8 @@
     "FROM troubles t WHERE t.node_id = n.id AND t.cleared_ms IS NULL), ''), r.rx_ms, r.temp_c, r.smoke "     \
     "FROM " from                                                                                             \
     " LEFT JOIN readings r ON r.rowid = (SELECT rowid FROM readings WHERE node_id = n.id ORDER "             \
-    "BY rx_ms DESC LIMIT 1) WHERE " where " AND (?5 = 0 OR n.online = 0 OR n.commissioned_ms = 0 OR EXISTS " \
+    "BY rx_ms DESC LIMIT 1) WHERE " where                                                                    \
+    " AND n.decommissioned_ms = 0 AND (?5 = 0 OR n.online = 0 OR n.commissioned_ms = 0 OR EXISTS "           \
     "(SELECT 1 FROM troubles t WHERE t.node_id = n.id AND t.cleared_ms IS NULL))"
 
 static const char *const query_sql[Q_COUNT] = {
@@ -103,7 +104,7 @@ static const char *const query_sql[Q_COUNT] = {
         "n.last_test_ms, NOT EXISTS (SELECT 1 FROM troubles t WHERE t.node_id = n.id AND t.cleared_ms "
         "IS NULL AND t.kind NOT IN ('offline', 'low_battery', 'overdue_test')), EXISTS (SELECT 1 FROM "
         "troubles t WHERE t.node_id = n.id AND t.kind = 'low_battery' AND t.cleared_ms IS NULL) FROM "
-        "nodes n JOIN households h ON h.id = n.household_id WHERE h.zone_id = ?1",
+        "nodes n JOIN households h ON h.id = n.household_id WHERE h.zone_id = ?1 AND n.decommissioned_ms = 0",
     [Q_RD_RESPONSE] =
         "SELECT acked_ms - CASE WHEN drill = 0 AND escalated_ms > 0 THEN escalated_ms ELSE "
         "opened_ms END FROM incidents WHERE zone_id = ?1 AND acked_ms > 0 ORDER BY id DESC LIMIT 10",
@@ -127,13 +128,18 @@ static const char *const query_sql[Q_COUNT] = {
         "?1",
     [Q_TOKENS] = "SELECT id, user, name, created_ms, last_used_ms FROM api_tokens WHERE ?1 IS NULL OR user = "
                  "?1 ORDER BY id",
+    /* CAP (api_cap.c): the zone's and site's names, the origin's address,
+     * the zone's household positions, and the feed's incidents (open, or
+     * closed since ?1). */
+    [Q_CAP_ZONE] = "SELECT z.name, COALESCE(s.name, '') FROM zones z LEFT JOIN sites s ON s.id = z.site_id "
+                   "WHERE z.id = ?1",
+    [Q_CAP_ADDRESS] =
+        "SELECT h.address FROM nodes n JOIN households h ON h.id = n.household_id WHERE n.id = ?1",
+    [Q_CAP_POINTS] = "SELECT lat, lon FROM households WHERE zone_id = ?1 AND lat IS NOT NULL AND lon IS NOT "
+                     "NULL ORDER BY id LIMIT 100000",
+    [Q_CAP_FEED] = "SELECT id FROM incidents WHERE state NOT IN ('cleared', 'dismissed') OR cleared_ms >= ?1 "
+                   "ORDER BY id DESC LIMIT 200",
 };
-
-/* API tokens for scripts, stored as a BLAKE2b hash (see auth.h). */
-static const char tokens_schema[] =
-    "CREATE TABLE IF NOT EXISTS api_tokens(id INTEGER PRIMARY KEY, user TEXT NOT NULL REFERENCES "
-    "users(name) ON DELETE CASCADE, name TEXT NOT NULL DEFAULT '', hash TEXT NOT NULL UNIQUE, "
-    "created_ms INTEGER NOT NULL, last_used_ms INTEGER NOT NULL DEFAULT 0)";
 
 static int open_one(const char *path, int flags, sqlite3 **out)
 {
@@ -155,8 +161,7 @@ int api_db_open(struct http_server *srv, size_t n_readers)
     if (rc < 0)
         return rc;
     char *msg = NULL;
-    if (sqlite3_exec(srv->rw, "PRAGMA foreign_keys = ON", NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(srv->rw, tokens_schema, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(srv->rw, "PRAGMA foreign_keys = ON", NULL, NULL, &msg) != SQLITE_OK) {
         log_error("http: database %s: %s", srv->database, msg ? msg : sqlite3_errmsg(srv->rw));
         sqlite3_free(msg);
         return -EIO;

@@ -1,27 +1,34 @@
 /*
  * ctl.c - firewatchctl, the command line for admins and technicians.
  *
- * It reads the hub's config file only to find the database, and talks to
- * the database directly: topology and users are plain rows (the running hub
- * notices the change counter move and reloads), while anything that changes
- * an incident (ack, clear, drill) is queued in the commands table for the
- * hub, which owns incident state, and the answer is awaited for a few
- * seconds. Every command is one row of a table with its usage line; lists
- * are SQL queries printed as aligned columns or, with --json, as a JSON
- * array of objects.
+ * It reads the hub's config file for the database and the broker's files,
+ * and talks to the database directly: topology and users are plain rows (the
+ * running hub notices the change counter move and reloads), while anything
+ * that changes an incident (ack, clear, drill) or needs the MQTT link (a
+ * commissioning test) is queued in the commands table for the hub, which
+ * owns that state, and the answer is awaited. It also manages the broker's
+ * security through hub/brokercfg: the Mosquitto configuration, one password
+ * and one ACL block per node, reloads, TLS certificates. Every command is one
+ * row of a table with its usage line; lists are SQL queries printed as
+ * aligned columns or, with --json, as a JSON array of objects. Passwords are
+ * printed only inside the node config the technician asked for.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "brokercfg.h"
 #include "clock.h"
 #include "firewatch/protocol.h"
 #include "hubconf.h"
@@ -29,6 +36,7 @@
 #include "readiness.h"
 #include "readyscan.h"
 #include "store.h"
+#include "techview.h"
 
 #ifndef FIREWATCH_VERSION
 #define FIREWATCH_VERSION "0.1.0"
@@ -50,6 +58,7 @@ struct ctx {
     struct store *db;
     struct args a;
     char who[64];
+    struct hub_config cfg;
 };
 
 static const char *opt(const struct args *a, const char *key)
@@ -343,6 +352,313 @@ static int household_list(struct ctx *c)
         opt(&c->a, "zone"), NULL);
 }
 
+/* ---- the broker: passwords, ACL, reload --------------------------------- */
+
+/* True when firewatchctl manages the broker's accounts: the password file
+ * exists, or at least the directory it goes in (then node add creates it, so
+ * nodes may be provisioned before `broker config`). Otherwise - a hub whose
+ * broker someone else runs, or no broker_* paths set up yet - nodes are
+ * registered without credentials, and the defaults under /etc are never
+ * created behind the operator's back. */
+static bool broker_managed(const struct ctx *c)
+{
+    const char *path = c->cfg.broker_passwd;
+    if (!path[0])
+        return false;
+    if (access(path, F_OK) == 0)
+        return true;
+    char dir[512];
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path || (size_t)(slash - path) >= sizeof dir)
+        return false;
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static const char *hub_user(const struct ctx *c)
+{
+    return c->cfg.username[0] ? c->cfg.username : BROKERCFG_HUB_USER_DEFAULT;
+}
+
+/* Rewrites the ACL from the database: the hub, and every node in service
+ * with its zone. Returns 0 or a negative errno (reported). */
+static int acl_rewrite(struct ctx *c)
+{
+    sqlite3 *db = store_handle(c->db);
+    sqlite3_stmt *q = NULL;
+    struct brokercfg_node *nodes = NULL;
+    char(*ids)[FW_ID_MAX + 1] = NULL;
+    char(*zones)[FW_ID_MAX + 1] = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT n.id, h.zone_id FROM nodes n JOIN households h ON h.id = n.household_id "
+                           "WHERE n.decommissioned_ms = 0 ORDER BY n.id",
+                           -1, &q, NULL) != SQLITE_OK) {
+        fail("cannot read the nodes: %s", sqlite3_errmsg(db));
+        return -EIO;
+    }
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            void *a = realloc(ids, ncap * sizeof *ids), *b = a ? realloc(zones, ncap * sizeof *zones) : NULL;
+            if (a)
+                ids = a;
+            if (b)
+                zones = b;
+            if (!a || !b) {
+                rc = -ENOMEM;
+                break;
+            }
+            cap = ncap;
+        }
+        const unsigned char *id = sqlite3_column_text(q, 0), *zone = sqlite3_column_text(q, 1);
+        snprintf(ids[n], sizeof ids[n], "%s", id ? (const char *)id : "");
+        snprintf(zones[n], sizeof zones[n], "%s", zone ? (const char *)zone : "");
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (rc == 0 && n > 0 && !(nodes = calloc(n, sizeof *nodes)))
+        rc = -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        nodes[i].id = ids[i];
+        nodes[i].zone = zones[i];
+    }
+    if (rc == 0)
+        rc = brokercfg_acl_write(c->cfg.broker_acl, hub_user(c), nodes, n);
+    if (rc < 0)
+        fail("cannot write the broker's ACL %s: %s", c->cfg.broker_acl, strerror(-rc));
+    free(nodes);
+    free(ids);
+    free(zones);
+    return rc < 0 ? rc : (int)n;
+}
+
+/* Tells a running broker to reread its password and ACL files: once per
+ * command, however many changes it made. A broker that is not running reads
+ * them when it starts. Notes go to stderr (stdout may carry a node config). */
+static void broker_reload(struct ctx *c)
+{
+    if (!c->cfg.broker_pid[0] || access(c->cfg.broker_pid, F_OK) != 0) {
+        if (c->a.json) /* a script provisioning in bulk before the broker starts */
+            return;
+        fprintf(stderr,
+                "firewatchctl: note: the broker is not running (no pid file %s); it reads the change "
+                "when it starts\n",
+                c->cfg.broker_pid);
+        return;
+    }
+    int rc = brokercfg_reload(c->cfg.broker_pid, 0);
+    if (rc == -ESRCH)
+        fprintf(stderr,
+                "firewatchctl: warning: %s names no running mosquitto; the broker reads the change "
+                "when it starts\n",
+                c->cfg.broker_pid);
+    else if (rc < 0)
+        fprintf(stderr,
+                "firewatchctl: warning: cannot reload the broker (%s): run systemctl reload mosquitto\n",
+                strerror(-rc));
+}
+
+/* Runs one write with parameters bound by types: 's' text, 'i' int64.
+ * Returns the number of rows changed or a negative errno (reported). */
+static int exec_write(struct ctx *c, const char *sql, const char *types, ...)
+{
+    sqlite3 *db = store_handle(c->db);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+        fail("database: %s", sqlite3_errmsg(db));
+        return -EIO;
+    }
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i]; i++) {
+        if (types[i] == 's')
+            sqlite3_bind_text(q, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_int64(q, i + 1, va_arg(ap, int64_t));
+    }
+    va_end(ap);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        fail("database: %s", sqlite3_errmsg(db));
+        return rc == SQLITE_CONSTRAINT ? -ENOENT : -EIO;
+    }
+    return sqlite3_changes(db);
+}
+
+/* One node as the provisioning commands need it. */
+struct node_row {
+    char id[FW_ID_MAX + 1];
+    char household[FW_ID_MAX + 1];
+    char zone[FW_ID_MAX + 1];
+    char kind[16];
+    char room[64];
+    char decommissioned_by[64];
+    int64_t last_seen_ms, commissioned_ms, decommissioned_ms, last_test_ms;
+};
+
+static void col_text(sqlite3_stmt *q, int i, char *buf, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    snprintf(buf, size, "%s", t ? (const char *)t : "");
+}
+
+/* Reads node id. Returns 0, or 1 after reporting that it does not exist. */
+static int node_get(struct ctx *c, const char *id, struct node_row *out)
+{
+    sqlite3 *db = store_handle(c->db);
+    sqlite3_stmt *q;
+    memset(out, 0, sizeof *out);
+    if (sqlite3_prepare_v2(
+            db,
+            "SELECT n.id, n.household_id, h.zone_id, n.kind, n.room, n.decommissioned_by, "
+            "n.last_seen_ms, n.commissioned_ms, n.decommissioned_ms, n.last_test_ms FROM nodes n "
+            "JOIN households h ON h.id = n.household_id WHERE n.id = ?1",
+            -1, &q, NULL) != SQLITE_OK)
+        return fail("database: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        col_text(q, 0, out->id, sizeof out->id);
+        col_text(q, 1, out->household, sizeof out->household);
+        col_text(q, 2, out->zone, sizeof out->zone);
+        col_text(q, 3, out->kind, sizeof out->kind);
+        col_text(q, 4, out->room, sizeof out->room);
+        col_text(q, 5, out->decommissioned_by, sizeof out->decommissioned_by);
+        out->last_seen_ms = sqlite3_column_int64(q, 6);
+        out->commissioned_ms = sqlite3_column_int64(q, 7);
+        out->decommissioned_ms = sqlite3_column_int64(q, 8);
+        out->last_test_ms = sqlite3_column_int64(q, 9);
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc == SQLITE_DONE)
+        return fail("no node %s (firewatchctl node list shows them)", id);
+    return fail("database: %s", sqlite3_errmsg(db));
+}
+
+/* "2026-12-05 21:50 UTC" */
+static void fmt_time(int64_t ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms <= 0 || !gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        snprintf(buf, size, "never");
+}
+
+/* Refuses to work on a retired node. Returns 0 or 1 (reported). */
+static int in_service(const struct node_row *n)
+{
+    if (n->decommissioned_ms == 0)
+        return 0;
+    char when[40];
+    fmt_time(n->decommissioned_ms, when, sizeof when);
+    return fail("node %s was decommissioned on %s by %s; provision a new node instead", n->id, when,
+                n->decommissioned_by[0] ? n->decommissioned_by : "someone");
+}
+
+/* Gives node id a fresh broker password (returned in pw) and records when.
+ * The database keeps no trace of the password: only its hash goes to the
+ * broker's password file. Returns 0 or 1 (reported). */
+static int set_credentials(struct ctx *c, const char *id, char *pw, size_t size)
+{
+    int rc = brokercfg_password_generate(pw, size);
+    if (rc == 0)
+        rc = brokercfg_passwd_set(c->cfg.broker_passwd, id, pw);
+    if (rc < 0)
+        return fail("cannot set the broker password of %s in %s: %s", id, c->cfg.broker_passwd,
+                    strerror(-rc));
+    exec_write(c, "UPDATE nodes SET credentials_ms = ?2 WHERE id = ?1", "si", id, clock_wall_ms());
+    return 0;
+}
+
+/* Writes the node's config file, the one firmware/node.conf.example
+ * describes, to f. password NULL: the broker is not managed yet. */
+static void node_config_text(struct ctx *c, FILE *f, const struct node_row *n, const char *password,
+                             const char *why)
+{
+    char when[40];
+    fmt_time(clock_wall_ms(), when, sizeof when);
+    fprintf(f, "# firewatch-node configuration for node %s: household %s, zone %s%s%s.\n", n->id,
+            n->household, n->zone, n->room[0] ? ", " : "", n->room);
+    fprintf(f, "# Written by firewatchctl %s on %s.\n", why, when);
+    if (password)
+        fprintf(f, "# It holds the node's broker password: install it on the node as\n"
+                   "# /etc/firewatch/node.conf, mode 0600, and keep no other copy.\n");
+    fprintf(f, "id %s\nzone %s\nkind %s\nbroker %s\n", n->id, n->zone, n->kind, c->cfg.node_broker_url);
+    if (password)
+        fprintf(f, "username %s\npassword %s\n", n->id, password);
+    else
+        fprintf(f, "# no username/password: the broker is not managed by firewatchctl yet\n");
+    if (strncmp(c->cfg.node_broker_url, "ssl://", 6) == 0)
+        fprintf(f, "# The Firewatch CA, copied from %s/%s on the hub.\ncafile /etc/firewatch/ca.crt\n",
+                c->cfg.broker_tls_dir, BROKERCFG_TLS_CA_CERT);
+}
+
+/* Hands the node's config to the technician: --json prints the fields the
+ * demo and scripts read, --out writes the file (0600), otherwise stdout. */
+static int node_config_out(struct ctx *c, const struct node_row *n, const char *password, const char *why)
+{
+    const char *out = opt(&c->a, "out");
+    if (out) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!f) {
+            if (fd >= 0)
+                close(fd);
+            return fail("cannot write %s: %s", out, strerror(errno));
+        }
+        fchmod(fd, 0600); /* an existing file keeps no looser mode */
+        node_config_text(c, f, n, password, why);
+        bool ok = fflush(f) == 0 && fsync(fd) == 0;
+        if (fclose(f) != 0 || !ok)
+            return fail("cannot write %s: %s", out, strerror(errno));
+        if (!c->a.json)
+            printf("node %s: config written to %s (mode 0600); install it on the node as "
+                   "/etc/firewatch/node.conf\n",
+                   n->id, out);
+    }
+    if (c->a.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", n->id);
+        cJSON_AddStringToObject(o, "zone", n->zone);
+        cJSON_AddStringToObject(o, "username", password ? n->id : "");
+        cJSON_AddStringToObject(o, "password", password ? password : "");
+        cJSON_AddStringToObject(o, "broker", c->cfg.node_broker_url);
+        char *s = cJSON_PrintUnformatted(o);
+        if (s) {
+            puts(s);
+            sodium_memzero(s, strlen(s));
+        }
+        free(s);
+        cJSON_Delete(o);
+    } else if (!out) {
+        node_config_text(c, stdout, n, password, why);
+    }
+    return fflush(stdout) == 0 ? 0 : fail("cannot write the config: %s", strerror(errno));
+}
+
+/* With broker_tls_require_cert, a node needs its own client certificate. */
+static void client_cert(struct ctx *c, const char *id, int days)
+{
+    int rc = brokercfg_tls_create_client(c->cfg.broker_tls_dir, id, days);
+    if (rc < 0) {
+        fprintf(stderr, "firewatchctl: warning: no client certificate for %s: %s%s\n", id, strerror(-rc),
+                rc == -ENOENT ? " (run firewatchctl broker tls first)" : "");
+        return;
+    }
+    fprintf(stderr,
+            "firewatchctl: client certificate for %s: %s/%s/%s.crt and .key (copy both to the node)\n", id,
+            c->cfg.broker_tls_dir, BROKERCFG_TLS_CLIENT_DIR, id);
+}
+
+/* ---- nodes ------------------------------------------------------------------ */
+
 static int node_add(struct ctx *c)
 {
     char id[FW_ID_MAX + 1];
@@ -364,21 +680,237 @@ static int node_add(struct ctx *c)
     int rc = store_node_add(c->db, id, hh, kind, opt(&c->a, "room"), clock_wall_ms());
     if (rc < 0)
         return store_fail(rc, "node", id);
+    struct node_row n;
+    if (node_get(c, id, &n))
+        return 1;
+    char pw[BROKERCFG_PASSWORD_SIZE];
+    bool managed = broker_managed(c);
+    if (managed) {
+        /* Credentials and ACL first; undo the node if either fails, so a
+         * node never exists half-provisioned. */
+        if (set_credentials(c, id, pw, sizeof pw) || acl_rewrite(c) < 0) {
+            brokercfg_passwd_remove(c->cfg.broker_passwd, id);
+            store_node_remove(c->db, id);
+            sodium_memzero(pw, sizeof pw);
+            return 1;
+        }
+        broker_reload(c);
+        if (c->cfg.broker_tls_port && c->cfg.broker_tls_require_cert)
+            client_cert(c, id, 0);
+    }
     audit(c, "node add", id);
+    rc = node_config_out(c, &n, managed ? pw : NULL, "node add");
+    sodium_memzero(pw, sizeof pw);
+    if (!managed) /* after the config: its first line stays the first line */
+        fprintf(
+            stderr,
+            "firewatchctl: warning: node %s has no broker credentials: the broker is not managed here yet "
+            "(no %s). Run firewatchctl broker config, then firewatchctl node rotate-credentials %s\n",
+            id, c->cfg.broker_passwd, id);
+    return rc;
+}
+
+static int node_rotate(struct ctx *c)
+{
+    struct node_row n;
+    if (node_get(c, c->a.pos[0], &n) || in_service(&n))
+        return 1;
+    if (!broker_managed(c))
+        return fail("the broker's password file %s does not exist: run firewatchctl broker config first",
+                    c->cfg.broker_passwd);
+    char pw[BROKERCFG_PASSWORD_SIZE];
+    if (set_credentials(c, n.id, pw, sizeof pw) || acl_rewrite(c) < 0) {
+        sodium_memzero(pw, sizeof pw);
+        return 1;
+    }
+    /* The reload also disconnects a session that logged in with the old
+     * password: from here on only the new one works. */
+    broker_reload(c);
+    audit(c, "node rotate-credentials", n.id);
+    int rc = node_config_out(c, &n, pw, "node rotate-credentials");
+    sodium_memzero(pw, sizeof pw);
+    return rc;
+}
+
+static int node_decommission(struct ctx *c)
+{
+    struct node_row n;
+    if (node_get(c, c->a.pos[0], &n) || in_service(&n))
+        return 1;
+    int64_t now = clock_wall_ms();
+    /* Revoke first: the password goes, then the ACL block, then one reload,
+     * which also cuts a live session. The row stays, with its history. */
+    bool managed = broker_managed(c);
+    if (managed) {
+        int rc = brokercfg_passwd_remove(c->cfg.broker_passwd, n.id);
+        if (rc < 0 && rc != -ENOENT)
+            return fail("cannot remove %s from %s: %s", n.id, c->cfg.broker_passwd, strerror(-rc));
+    }
+    if (exec_write(
+            c, "UPDATE nodes SET decommissioned_ms = ?2, decommissioned_by = ?3, online = 0 WHERE id = ?1",
+            "sis", n.id, now, c->who) < 0)
+        return 1;
+    /* Its troubles close now (the running hub does the same when it sees
+     * the change; closing twice is harmless). */
+    exec_write(c, "UPDATE troubles SET cleared_ms = ?2 WHERE node_id = ?1 AND cleared_ms IS NULL", "si", n.id,
+               now);
+    if (managed) {
+        if (acl_rewrite(c) < 0)
+            return 1;
+        broker_reload(c);
+    }
+    audit(c, "node decommission", n.id);
+    char when[40];
+    fmt_time(now, when, sizeof when);
     if (c->a.json)
-        printf("{\"id\":\"%s\"}\n", id);
+        printf("{\"id\":\"%s\",\"decommissioned_ms\":%lld,\"by\":\"%s\",\"credentials_revoked\":%s}\n", n.id,
+               (long long)now, c->who, managed ? "true" : "false");
     else
-        printf("%s\n", id);
+        printf("node %s decommissioned on %s by %s: %s; its history is kept\n", n.id, when, c->who,
+               managed ? "broker credentials revoked" : "it had no broker credentials here");
+    return 0;
+}
+
+static int node_move(struct ctx *c)
+{
+    struct node_row n;
+    const char *hh = opt(&c->a, "household"), *room = opt(&c->a, "room");
+    if (!hh)
+        return fail("node move: --household is required");
+    if (node_get(c, c->a.pos[0], &n) || in_service(&n))
+        return 1;
+    struct store_household h;
+    if (store_household_get(c->db, hh, &h) < 0)
+        return fail("no household %s", hh);
+    if (exec_write(c, "UPDATE nodes SET household_id = ?2, room = COALESCE(?3, room) WHERE id = ?1", "sss",
+                   n.id, hh, room) < 0)
+        return 1;
+    bool managed = broker_managed(c);
+    if (managed && strcmp(h.zone, n.zone) != 0) {
+        /* Its read grant moves to the new zone's alarm topic. */
+        if (acl_rewrite(c) < 0)
+            return 1;
+        broker_reload(c);
+    }
+    audit(c, "node move", n.id);
+    printf("node %s moved to household %s, zone %s%s\n", n.id, hh, h.zone,
+           strcmp(h.zone, n.zone) == 0 ? " (same zone)"
+           : managed                   ? "; it now hears that zone's alarm (broker ACL updated)"
+                                       : "");
+    if (strcmp(h.zone, n.zone) != 0)
+        printf("update the node's config: zone %s\n", h.zone);
     return 0;
 }
 
 static int node_remove(struct ctx *c)
 {
-    int rc = store_node_remove(c->db, c->a.pos[0]);
+    struct node_row n;
+    if (node_get(c, c->a.pos[0], &n))
+        return 1;
+    if (n.last_seen_ms > 0 || n.commissioned_ms > 0)
+        return fail("node %s has been installed (it was heard from): use firewatchctl node decommission %s, "
+                    "which revokes it and keeps its history",
+                    n.id, n.id);
+    int rc = store_node_remove(c->db, n.id);
     if (rc < 0)
-        return store_fail(rc, "node", c->a.pos[0]);
-    audit(c, "node remove", c->a.pos[0]);
+        return store_fail(rc, "node", n.id);
+    if (broker_managed(c)) {
+        brokercfg_passwd_remove(c->cfg.broker_passwd, n.id);
+        if (acl_rewrite(c) >= 0)
+            broker_reload(c);
+    }
+    audit(c, "node remove", n.id);
     return 0;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int node_tls(struct ctx *c)
+{
+    struct node_row n;
+    long days = 0;
+    const char *d = opt(&c->a, "days");
+    if (d && parse_int(d, 1, 36500, &days) < 0)
+        return fail("--days must be 1 to 36500");
+    if (node_get(c, c->a.pos[0], &n) || in_service(&n))
+        return 1;
+    int rc = brokercfg_tls_create_client(c->cfg.broker_tls_dir, n.id, (int)days);
+    if (rc == -ENOENT)
+        return fail("no CA in %s: run firewatchctl broker tls --name HOST first", c->cfg.broker_tls_dir);
+    if (rc < 0)
+        return fail("cannot make the certificate: %s", strerror(-rc));
+    audit(c, "node tls", n.id);
+    printf("node %s: client certificate %s/%s/%s.crt, key %s/%s/%s.key (mode 0600)\n", n.id,
+           c->cfg.broker_tls_dir, BROKERCFG_TLS_CLIENT_DIR, n.id, c->cfg.broker_tls_dir,
+           BROKERCFG_TLS_CLIENT_DIR, n.id);
+    return 0;
+}
+
+/* Commissioning: the hub sends selftest and waits for the node's test event
+ * (or the timeout); the answer comes back through the commands table. */
+static int node_test(struct ctx *c)
+{
+    struct node_row n;
+    long timeout = 30;
+    const char *t = opt(&c->a, "timeout");
+    if (t && parse_int(t, 1, 600, &timeout) < 0)
+        return fail("--timeout must be 1 to 600 seconds");
+    if (node_get(c, c->a.pos[0], &n) || in_service(&n))
+        return 1;
+    int64_t id = store_command_add(c->db, "selftest", (uint32_t)timeout, n.id, c->who, clock_wall_ms());
+    if (id < 0)
+        return fail("cannot queue the test: %s", strerror((int)-id));
+    audit(c, "node test", n.id);
+    if (!c->a.json)
+        fprintf(stderr, "testing node %s: waiting up to %ld s for its answer...\n", n.id, timeout);
+    char result[256] = "";
+    /* The hub looks at commands once a second; give it a few more. */
+    int64_t deadline = clock_mono_ms() + timeout * 1000 + 5000;
+    int rc = 0;
+    while (clock_mono_ms() < deadline && (rc = store_command_result(c->db, id, result, sizeof result)) == 0) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc != 1) {
+        snprintf(result, sizeof result, "fail: the hub did not answer (is firewatch-hub running?)");
+        store_command_done(c->db, id, result, clock_wall_ms()); /* so a hub started later skips it */
+    }
+    bool pass = strncmp(result, "pass", 4) == 0;
+    const char *reason = pass ? result + 4 : strncmp(result, "fail: ", 6) == 0 ? result + 6 : result;
+    while (*reason == ' ')
+        reason++;
+    struct node_row after;
+    if (node_get(c, n.id, &after))
+        return 1;
+    if (c->a.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "node", n.id);
+        cJSON_AddStringToObject(o, "result", pass ? "pass" : "fail");
+        cJSON_AddStringToObject(o, "reason", reason);
+        cJSON_AddBoolToObject(o, "commissioned", after.commissioned_ms > 0);
+        cJSON_AddStringToObject(o, "by", c->who);
+        cJSON_AddNumberToObject(o, "test", (double)id);
+        char *s = cJSON_PrintUnformatted(o);
+        if (s)
+            puts(s);
+        free(s);
+        cJSON_Delete(o);
+    } else if (pass) {
+        printf("node %s: pass%s%s%s\n", n.id, reason[0] ? " " : "", reason,
+               n.commissioned_ms == 0 ? "; the node is now commissioned" : "");
+    } else {
+        printf("node %s: fail: %s\n", n.id, reason);
+    }
+    return pass ? 0 : 1;
 }
 
 static int node_list(struct ctx *c)
@@ -395,13 +927,327 @@ static int node_list(struct ctx *c)
         "END AS last_test, n.seq_gaps, "
         "COALESCE((SELECT group_concat(kind, ',') FROM troubles t WHERE t.node_id = n.id AND t.cleared_ms IS "
         "NULL), '') AS troubles, "
-        "CASE WHEN n.commissioned_ms = 0 THEN 'uncommissioned' WHEN n.online AND n.batt_pct >= 20 AND NOT "
-        "EXISTS "
+        "CASE WHEN n.decommissioned_ms > 0 THEN 'decommissioned' WHEN n.commissioned_ms = 0 THEN "
+        "'uncommissioned' WHEN n.online AND n.batt_pct >= 20 AND NOT EXISTS "
         "(SELECT 1 FROM troubles t WHERE t.node_id = n.id AND t.cleared_ms IS NULL) THEN 'healthy' ELSE "
         "'attention' END AS health "
         "FROM nodes n JOIN households h ON h.id = n.household_id "
         "WHERE ?1 IS NULL OR h.zone_id = ?1 ORDER BY n.id",
         opt(&c->a, "zone"), NULL);
+}
+
+/* ---- broker config and TLS ------------------------------------------------ */
+
+/* Splits "host:port". An empty string is "no listener" (port 0). Returns 0
+ * or -EINVAL. */
+static int parse_listen(const char *s, char *host, size_t size, int *port)
+{
+    host[0] = '\0';
+    *port = 0;
+    if (!*s)
+        return 0;
+    const char *colon = strrchr(s, ':');
+    long p;
+    if (!colon || parse_int(colon + 1, 0, 65535, &p) < 0 || (size_t)(colon - s) >= size)
+        return -EINVAL;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+struct broker_paths {
+    char node_host[64], hub_host[64];
+    char cafile[320], certfile[320], keyfile[320];
+};
+
+/* Fills o from hub.conf's broker_* keys. Returns 0 or 1 (reported). */
+static int broker_options(struct ctx *c, struct brokercfg_options *o, struct broker_paths *p)
+{
+    const struct hub_config *cfg = &c->cfg;
+    brokercfg_options_init(o);
+    int hub_port;
+    if (parse_listen(cfg->broker_listen, p->node_host, sizeof p->node_host, &o->node_port) < 0)
+        return fail("broker_listen must be host:port, e.g. 0.0.0.0:1883 (empty: none)");
+    if (parse_listen(cfg->broker_hub_listen, p->hub_host, sizeof p->hub_host, &hub_port) < 0 ||
+        hub_port == 0 || strcmp(p->hub_host, "127.0.0.1") != 0)
+        return fail("broker_hub_listen must be 127.0.0.1:PORT: the hub's listener is on loopback only");
+    bool every = !p->node_host[0] || strcmp(p->node_host, "*") == 0 || strcmp(p->node_host, "0.0.0.0") == 0;
+    o->node_address = every ? NULL : p->node_host;
+    o->hub_port = hub_port;
+    o->password_file = cfg->broker_passwd;
+    o->acl_file = cfg->broker_acl;
+    o->persistence_dir = cfg->broker_persistence;
+    o->pid_file = cfg->broker_pid[0] ? cfg->broker_pid : NULL;
+    o->run_as_user = cfg->broker_user[0] ? cfg->broker_user : NULL;
+    int64_t nodes = 0;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(store_handle(c->db), "SELECT count(*) FROM nodes WHERE decommissioned_ms = 0", -1,
+                           &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        nodes = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if (nodes > 1000) /* room to grow before the queue limit needs a new config */
+        o->expected_nodes = (unsigned)(nodes + nodes / 2 < 10000000 ? nodes + nodes / 2 : 10000000);
+    if (cfg->broker_tls_port) {
+        o->tls_port = cfg->broker_tls_port;
+        o->tls_address = o->node_address;
+        o->tls_require_certificate = cfg->broker_tls_require_cert;
+        if (brokercfg_tls_path(p->cafile, sizeof p->cafile, cfg->broker_tls_dir, BROKERCFG_TLS_CA_CERT) < 0 ||
+            brokercfg_tls_path(p->certfile, sizeof p->certfile, cfg->broker_tls_dir,
+                               BROKERCFG_TLS_SERVER_CERT) < 0 ||
+            brokercfg_tls_path(p->keyfile, sizeof p->keyfile, cfg->broker_tls_dir, BROKERCFG_TLS_SERVER_KEY) <
+                0)
+            return fail("broker_tls_dir is too long");
+        if (access(p->certfile, F_OK) != 0 || access(p->cafile, F_OK) != 0)
+            return fail(
+                "broker_tls_port is %d but %s holds no server certificate: run firewatchctl broker tls "
+                "--name HOST first",
+                cfg->broker_tls_port, cfg->broker_tls_dir);
+        o->tls_cafile = p->cafile;
+        o->tls_certfile = p->certfile;
+        o->tls_keyfile = p->keyfile;
+    }
+    return 0;
+}
+
+/* mkdir -p of the directory that will hold path (0755: Mosquitto, after
+ * dropping root, must be able to reach the files in it). */
+static int make_parent(const char *path)
+{
+    char dir[512];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return -ENAMETOOLONG;
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/* Mosquitto started as root drops to broker_user and only then writes its
+ * pid file: "Error: Unable to write pid file." and no broker if that account
+ * cannot write the pid file's directory. Says so now rather than then. */
+static void check_pid_dir(const struct hub_config *cfg)
+{
+    if (geteuid() != 0 || !cfg->broker_pid[0] || !cfg->broker_user[0])
+        return;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", cfg->broker_pid);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    struct stat st;
+    const struct passwd *pw = getpwnam(cfg->broker_user);
+    if (!pw || stat(dir, &st) != 0 || pw->pw_uid == 0)
+        return; /* a missing /run/mosquitto is made by Debian's unit at start */
+    bool ok = (st.st_uid == pw->pw_uid && (st.st_mode & S_IWUSR)) ||
+              (st.st_gid == pw->pw_gid && (st.st_mode & S_IWGRP)) || (st.st_mode & S_IWOTH);
+    if (!ok)
+        fprintf(
+            stderr,
+            "firewatchctl: warning: the broker drops to account %s, which cannot write its pid file in %s: "
+            "Mosquitto would not start. Use a directory it owns (Debian's /run/mosquitto), or set "
+            "broker_user root for a test setup\n",
+            cfg->broker_user, dir);
+}
+
+static int broker_config(struct ctx *c)
+{
+    const struct hub_config *cfg = &c->cfg;
+    if (!cfg->username[0] || !cfg->password[0])
+        return fail(
+            "the hub's broker account is not set: put `username %s` and `password` followed by a long "
+            "random secret (e.g. from `openssl rand -base64 24`) in the hub's config file, then run "
+            "this again",
+            cfg->username[0] ? cfg->username : BROKERCFG_HUB_USER_DEFAULT);
+    if (!brokercfg_user_valid(cfg->username) || fw_id_valid(cfg->username))
+        return fail("username %s cannot be the hub's broker account: it must not look like a node id "
+                    "(use %s)",
+                    cfg->username, BROKERCFG_HUB_USER_DEFAULT);
+    struct brokercfg_options o;
+    struct broker_paths p;
+    if (broker_options(c, &o, &p))
+        return 1;
+    if (opt(&c->a, "print")) {
+        int rc = brokercfg_config_print(&o, stdout);
+        return rc < 0 ? fail("the broker settings in the hub's config are not usable: %s", strerror(-rc)) : 0;
+    }
+    int rc = 0;
+    const char *dirs[] = {cfg->broker_conf, cfg->broker_passwd, cfg->broker_acl};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0] && rc == 0; i++)
+        if ((rc = make_parent(dirs[i])) < 0)
+            return fail("cannot make the directory of %s: %s", dirs[i], strerror(-rc));
+    rc = brokercfg_prepare(&o);
+    if (rc == -ENOENT)
+        return fail("broker_user %s does not exist (is mosquitto installed?)", cfg->broker_user);
+    if (rc == -EINVAL)
+        return fail("the broker settings in the hub's config are not usable (paths must be absolute, ports "
+                    "distinct)");
+    if (rc < 0)
+        return fail("cannot prepare the broker's files: %s", strerror(-rc));
+    rc = brokercfg_passwd_set(cfg->broker_passwd, cfg->username, cfg->password);
+    if (rc < 0)
+        return fail("cannot set the hub's account in %s: %s", cfg->broker_passwd, strerror(-rc));
+    int n_acl = acl_rewrite(c);
+    if (n_acl < 0)
+        return 1;
+    rc = brokercfg_config_write(&o, cfg->broker_conf);
+    if (rc < 0)
+        return fail("cannot write %s: %s", cfg->broker_conf, strerror(-rc));
+    audit(c, "broker config", cfg->broker_conf);
+
+    printf("wrote %s\n", cfg->broker_conf);
+    printf("  password file %s: the hub's account %s\n", cfg->broker_passwd, cfg->username);
+    printf("  ACL %s: the hub and %d node%s\n", cfg->broker_acl, n_acl, n_acl == 1 ? "" : "s");
+    printf("  listeners: ");
+    if (o.node_port)
+        printf("nodes on %s:%d, ", o.node_address ? o.node_address : "0.0.0.0", o.node_port);
+    if (o.tls_port)
+        printf("nodes over TLS on port %d, ", o.tls_port);
+    printf("the hub on 127.0.0.1:%d\n", o.hub_port);
+    printf("Start Mosquitto with it:\n  mosquitto -c %s\n", cfg->broker_conf);
+    printf("or under systemd, with a drop-in (systemctl edit mosquitto):\n"
+           "  [Service]\n  ExecStart=\n  ExecStart=/usr/sbin/mosquitto -c %s\n"
+           "then: systemctl restart mosquitto\n",
+           cfg->broker_conf);
+    char want[64];
+    snprintf(want, sizeof want, "tcp://127.0.0.1:%d", o.hub_port);
+    if (strcmp(cfg->broker, want) != 0)
+        printf("The hub must use its own listener: set `broker %s` in the hub's config (now %s) and restart "
+               "firewatch-hub.\n",
+               want, cfg->broker);
+    int64_t bare = 0;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(store_handle(c->db),
+                           "SELECT count(*) FROM nodes WHERE decommissioned_ms = 0 AND credentials_ms = 0",
+                           -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        bare = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if (bare > 0)
+        printf("%lld node%s no broker password yet: give each one with firewatchctl node rotate-credentials "
+               "ID.\n",
+               (long long)bare, bare == 1 ? " has" : "s have");
+    check_pid_dir(cfg);
+    if (cfg->broker_pid[0] && access(cfg->broker_pid, F_OK) == 0 && brokercfg_reload(cfg->broker_pid, 0) == 0)
+        printf(
+            "A broker is running: it reread the passwords and the ACL; restart it for listener changes.\n");
+    return 0;
+}
+
+static int broker_tls(struct ctx *c)
+{
+    const char *names[ARGS_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < c->a.n_opt; i++)
+        if (strcmp(c->a.key[i], "name") == 0)
+            names[n++] = c->a.val[i];
+    if (n == 0)
+        return fail("broker tls: give the names nodes use to reach the hub, e.g. --name hub.local --name "
+                    "192.168.1.10");
+    long days = 0;
+    const char *d = opt(&c->a, "days");
+    if (d && parse_int(d, 1, 36500, &days) < 0)
+        return fail("--days must be 1 to 36500");
+    const char *dir = c->cfg.broker_tls_dir;
+    int rc = make_parent(dir);
+    if (rc == 0)
+        rc = brokercfg_tls_create_ca(dir, "Firewatch CA", 0);
+    bool new_ca = rc == 0;
+    if (rc < 0 && rc != -EEXIST)
+        return fail("cannot create the CA in %s: %s", dir,
+                    rc == -ENOENT ? "the openssl program is missing (apt-get install openssl)"
+                                  : strerror(-rc));
+    rc = brokercfg_tls_create_server(dir, names, n, (int)days);
+    if (rc == -EINVAL)
+        return fail("broker tls: each --name must be a DNS name or an IP address");
+    if (rc < 0)
+        return fail("cannot create the server certificate: %s", strerror(-rc));
+    audit(c, "broker tls", names[0]);
+    printf("CA %s/%s (%s)\n", dir, BROKERCFG_TLS_CA_CERT, new_ca ? "new" : "kept");
+    printf("server certificate %s/%s for", dir, BROKERCFG_TLS_SERVER_CERT);
+    for (size_t i = 0; i < n; i++)
+        printf(" %s", names[i]);
+    printf(
+        "\nNext: set broker_tls_port (e.g. 8883) and node_broker_url ssl://%s:8883 in the hub's config, run "
+        "firewatchctl broker config and restart the broker.\n"
+        "Each node needs the CA: copy %s/%s to it as /etc/firewatch/ca.crt.\n",
+        names[0], dir, BROKERCFG_TLS_CA_CERT);
+    return 0;
+}
+
+/* ---- the technician's view ---------------------------------------------- */
+
+static int tech(struct ctx *c)
+{
+    const char *zone = opt(&c->a, "zone");
+    int err = 0;
+    cJSON *arr = techview_collect(store_handle(c->db), clock_wall_ms(), zone, &err);
+    if (!arr)
+        return fail("cannot read the technician's view: %s",
+                    err == -EIO ? sqlite3_errmsg(store_handle(c->db)) : strerror(-err));
+    if (c->a.json) {
+        char *s = cJSON_Print(arr);
+        if (s)
+            puts(s);
+        free(s);
+        cJSON_Delete(arr);
+        return 0;
+    }
+    /* By household, one line per problem; then one sentence per kind. */
+    size_t n_problems = 0, n_hh = 0;
+    const char *kinds[16];
+    size_t n_kinds = 0;
+    const cJSON *h, *p;
+    cJSON_ArrayForEach(h, arr)
+    {
+        const char *addr = cJSON_GetStringValue(cJSON_GetObjectItem(h, "address"));
+        const char *contact = cJSON_GetStringValue(cJSON_GetObjectItem(h, "contact"));
+        const char *phone = cJSON_GetStringValue(cJSON_GetObjectItem(h, "phone"));
+        printf("%shousehold %s, zone %s", n_hh++ ? "\n" : "",
+               cJSON_GetStringValue(cJSON_GetObjectItem(h, "household")),
+               cJSON_GetStringValue(cJSON_GetObjectItem(h, "zone")));
+        if (addr[0] || contact[0] || phone[0])
+            printf(" (%s%s%s%s%s)", addr, addr[0] && (contact[0] || phone[0]) ? "; " : "", contact,
+                   contact[0] && phone[0] ? " " : "", phone);
+        printf("\n");
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(h, "problems"))
+        {
+            const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(p, "problem"));
+            char since[40];
+            fmt_time((int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(p, "since_ms")), since, sizeof since);
+            printf("  %-20s %-17s since %-20s  %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(p, "node")),
+                   kind, since, cJSON_GetStringValue(cJSON_GetObjectItem(p, "detail")));
+            n_problems++;
+            bool seen = false;
+            for (size_t k = 0; k < n_kinds; k++)
+                seen = seen || strcmp(kinds[k], kind) == 0;
+            if (!seen && n_kinds < sizeof kinds / sizeof kinds[0])
+                kinds[n_kinds++] = kind;
+        }
+    }
+    if (n_problems == 0)
+        printf("nothing to do: every node%s%s is commissioned, online, tested and trouble-free\n",
+               zone ? " in zone " : "", zone ? zone : "");
+    else
+        printf("\n%zu problem%s in %zu household%s. What to do:\n", n_problems, n_problems == 1 ? "" : "s",
+               n_hh, n_hh == 1 ? "" : "s");
+    for (size_t k = 0; k < n_kinds; k++)
+        printf("  %-17s %s\n", kinds[k], techview_action(kinds[k]));
+    cJSON_Delete(arr);
+    return 0;
 }
 
 /* ---- users --------------------------------------------------------------- */
@@ -734,9 +1580,18 @@ static const struct command commands[] = {
     {"household", "edit", 1, household_edit,
      "household edit ID [--zone Z] [--address A] [--contact C] [--phone P] [--lat LAT --lon LON]"},
     {"household", "remove", 1, household_remove, "household remove ID"},
-    {"node", "add", 0, node_add, "node add [ID] --household H --kind smoke|heat|combo [--room R]"},
+    {"node", "add", 0, node_add,
+     "node add [ID] --household H --kind smoke|heat|combo [--room R] [--out FILE]   (prints its config)"},
     {"node", "list", 0, node_list, "node list [--zone Z]"},
-    {"node", "remove", 1, node_remove, "node remove ID"},
+    {"node", "test", 1, node_test, "node test ID [--timeout S]   (commissioning test through the hub)"},
+    {"node", "rotate-credentials", 1, node_rotate, "node rotate-credentials ID [--out FILE]"},
+    {"node", "move", 1, node_move, "node move ID --household H [--room R]"},
+    {"node", "decommission", 1, node_decommission, "node decommission ID   (revokes it, keeps its history)"},
+    {"node", "tls", 1, node_tls, "node tls ID [--days N]   (a client certificate)"},
+    {"node", "remove", 1, node_remove, "node remove ID   (only a node never installed)"},
+    {"broker", "config", 0, broker_config, "broker config [--print]"},
+    {"broker", "tls", 0, broker_tls, "broker tls --name HOST [--name IP ...] [--days N]"},
+    {"tech", NULL, 0, tech, "tech [--zone Z]   (nodes needing a technician, by household)"},
     {"user", "add", 1, user_add, "user add NAME --role watch|technician|admin   (password on stdin)"},
     {"user", "list", 0, user_list, "user list"},
     {"user", "remove", 1, user_remove, "user remove NAME"},
@@ -757,7 +1612,7 @@ static const struct command commands[] = {
 /* Options that take no value. */
 static bool is_flag(const char *k)
 {
-    return strcmp(k, "all") == 0;
+    return strcmp(k, "all") == 0 || strcmp(k, "print") == 0;
 }
 
 static void usage(FILE *f, const char *group)
@@ -868,10 +1723,10 @@ int main(int argc, char **argv)
                         cmd->verb ? cmd->verb : "", c.a.key[i], cmd->usage);
     }
 
-    struct hub_config cfg;
+    struct hub_config *cfg = &c.cfg;
     struct conf_error err;
     char msg[600];
-    if (hubconf_load(config, &cfg, &err) < 0)
+    if (hubconf_load(config, cfg, &err) < 0)
         return fail("%s", conf_error_text(&err, msg, sizeof msg));
     if (sodium_init() < 0)
         return fail("libsodium failed to initialise");
@@ -879,10 +1734,11 @@ int main(int argc, char **argv)
     if (!u || !*u)
         u = getenv("USER");
     snprintf(c.who, sizeof c.who, "%s", u && *u ? u : "cli");
-    c.db = store_open(cfg.database, STORE_CREATE, msg, sizeof msg);
+    c.db = store_open(cfg->database, STORE_CREATE, msg, sizeof msg);
     if (!c.db)
         return fail("%s", msg);
     int rc = cmd->fn(&c);
     store_close(c.db);
+    sodium_memzero(cfg->password, sizeof cfg->password);
     return rc;
 }

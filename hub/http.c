@@ -65,8 +65,13 @@ static const struct route routes[] = {
     {"GET", "/api/v1/nodes", AUTH_ROLE_WATCH, api_nodes, FAST},
     {"GET", "/api/v1/nodes/*", AUTH_ROLE_WATCH, api_node_get, FAST},
     {"GET", "/api/v1/nodes/*/readings", AUTH_ROLE_WATCH, api_node_readings, FAST},
+    {"POST", "/api/v1/nodes/*/test", AUTH_ROLE_TECHNICIAN, api_node_test, FAST},
+    {"GET", "/api/v1/nodes/*/tests", AUTH_ROLE_TECHNICIAN, api_node_tests, FAST},
+    {"GET", "/api/v1/tech", AUTH_ROLE_TECHNICIAN, api_tech, FAST},
     {"GET", "/api/v1/incidents", AUTH_ROLE_WATCH, api_incidents, FAST},
     {"GET", "/api/v1/incidents/*", AUTH_ROLE_WATCH, api_incident_get, FAST},
+    {"GET", "/api/v1/incidents/*/cap", AUTH_ROLE_WATCH, api_incident_cap, FAST},
+    {"GET", "/api/v1/cap", AUTH_ROLE_WATCH, api_cap_feed, FAST},
     {"POST", "/api/v1/incidents/*/acknowledge", AUTH_ROLE_WATCH, api_incident_ack, SLOW},
     {"POST", "/api/v1/incidents/*/clear", AUTH_ROLE_WATCH, api_incident_clear, SLOW},
     {"GET", "/api/v1/troubles", AUTH_ROLE_WATCH, api_troubles, FAST},
@@ -871,6 +876,16 @@ struct http_server *http_start(const struct http_config *cfg_in, const struct ht
     snprintf(srv->database, sizeof srv->database, "%s", cfg.database);
     snprintf(srv->web_root, sizeof srv->web_root, "%s", cfg.web_root ? cfg.web_root : "");
     snprintf(srv->lang, sizeof srv->lang, "%s", cfg.lang);
+    snprintf(srv->hub_id, sizeof srv->hub_id, "%s",
+             cfg_in->hub_id && *cfg_in->hub_id ? cfg_in->hub_id : "hub");
+    if (cfg_in->public_url && *cfg_in->public_url) {
+        size_t ul = strlen(cfg_in->public_url);
+        snprintf(srv->public_url, sizeof srv->public_url, "%s%s", cfg_in->public_url,
+                 cfg_in->public_url[ul - 1] == '/' ? "" : "/");
+    }
+    snprintf(srv->cap_sender, sizeof srv->cap_sender, "%s", cfg_in->cap_sender ? cfg_in->cap_sender : "");
+    snprintf(srv->cap_sender_name, sizeof srv->cap_sender_name, "%s",
+             cfg_in->cap_sender_name ? cfg_in->cap_sender_name : "");
     srv->secure_cookie = cfg.secure_cookie;
     srv->body_max = cfg.body_max;
     int err = 0;

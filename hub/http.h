@@ -39,6 +39,11 @@ struct http_config {
     int session_idle_s;      /* 0: 12 hours */
     int stream_keepalive_ms; /* 0: STREAM_KEEPALIVE_MS */
     size_t stream_ring;      /* 0: STREAM_RING_DEFAULT */
+    /* CAP 1.2 alerts (GET /api/v1/incidents/<id>/cap, /api/v1/cap; hub/cap.h): */
+    const char *hub_id;          /* identifiers' hub part; NULL or "": "hub" */
+    const char *public_url;      /* the dashboard's public URL, for links; NULL or "": none */
+    const char *cap_sender;      /* NULL or "": firewatch-<hub_id> */
+    const char *cap_sender_name; /* NULL or "": none */
 };
 
 /* What a state-changing request asks the daemon's incident engine to do. */

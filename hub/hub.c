@@ -26,7 +26,9 @@
 
 #include "clock.h"
 #include "firewatch/protocol.h"
+#include "http_hub.h"
 #include "hubconf.h"
+#include "hubha.h"
 #include "incident.h"
 #include "ingest.h"
 #include "log.h"
@@ -53,6 +55,21 @@ struct hnode {
     bool dirty;       /* st differs from the database */
 };
 
+#define SELFTEST_MAX 64            /* commissioning tests waiting at once */
+#define SELFTEST_TIMEOUT_S 30      /* default wait for the node's answer */
+#define SELFTEST_TIMEOUT_MAX_S 600 /* longest wait a command may ask for */
+
+/* A commissioning test (firewatchctl node test, POST /api/v1/nodes/<id>/test)
+ * waiting for its node's test event. The command row is answered when the
+ * event comes or the time is up. */
+struct selftest {
+    int64_t command; /* the commands table row */
+    char node[FW_ID_MAX + 1];
+    char cmd_id[FW_CMD_ID_MAX + 1];
+    int timeout_s;
+    int64_t deadline_mono;
+};
+
 struct hub {
     struct hub_config cfg;
     const char *config_path;
@@ -62,6 +79,12 @@ struct hub {
     struct incident_engine *engine;
     struct supervisor *sup;
     struct notifier *notifier;
+    struct http_hub *web;   /* the HTTP face; NULL when off or not started yet */
+    int64_t web_retry_mono; /* when to try starting it again */
+    struct hubha *ha;       /* Home Assistant discovery; NULL when off */
+    bool ha_due;            /* publish every discovery config at the next poll */
+    bool readiness_due;     /* readiness may have changed: tell the HTTP side */
+    uint64_t closed[INCIDENT_STATE_COUNT];
 
     struct hnode *nodes; /* sorted by id */
     size_t n_nodes;
@@ -74,6 +97,9 @@ struct hub {
     uint64_t unknown_node, seq_gaps;
     int64_t last_command; /* id of the last firewatchctl command handled */
     struct log_limit limit;
+    uint64_t decommissioned_msgs; /* messages from retired nodes, ignored */
+    struct selftest tests[SELFTEST_MAX];
+    size_t n_tests;
 
     struct incident_actions iact;
     struct supervise_actions sact;
@@ -88,6 +114,63 @@ static int hnode_cmp(const void *key, const void *elem)
 static struct hnode *find_node(struct hub *h, const char *id)
 {
     return h->n_nodes ? bsearch(id, h->nodes, h->n_nodes, sizeof *h->nodes, hnode_cmp) : NULL;
+}
+
+/* ---- the live stream (docs/http-api.md lists the documents) ------------- */
+
+/* An incident moved on: one timeline entry of the engine. */
+static void web_incident(struct hub *h, const struct incident_action *a)
+{
+    if (a->state == INCIDENT_CLEARED || a->state == INCIDENT_DISMISSED)
+        h->closed[a->state]++;
+    if (a->state != INCIDENT_VERIFYING)
+        h->readiness_due = true;
+    if (!h->web)
+        return;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "id", a->incident);
+    cJSON_AddStringToObject(d, "zone", a->zone);
+    cJSON_AddStringToObject(d, "state", incident_state_name(a->state));
+    cJSON_AddStringToObject(d, "kind", incident_kind_name(a->incident_kind));
+    cJSON_AddStringToObject(d, "origin", a->origin);
+    cJSON_AddStringToObject(d, "event", a->event ? a->event : "");
+    cJSON_AddStringToObject(d, "who", a->who);
+    cJSON_AddStringToObject(d, "what", a->what);
+    cJSON_AddNumberToObject(d, "ts", (double)a->ts);
+    http_hub_publish(h->web, "incident", d);
+}
+
+/* A trouble opened or closed. */
+static void web_trouble(struct hub *h, const char *node, const char *kind, bool open, const char *detail,
+                        int64_t ts)
+{
+    h->readiness_due = true;
+    if (!h->web)
+        return;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "node", node);
+    cJSON_AddStringToObject(d, "kind", kind);
+    cJSON_AddBoolToObject(d, "open", open);
+    cJSON_AddStringToObject(d, "detail", detail);
+    cJSON_AddNumberToObject(d, "ts", (double)ts);
+    http_hub_publish(h->web, "trouble", d);
+}
+
+/* A node came online or went offline. */
+static void web_node(struct hub *h, const struct hnode *n)
+{
+    h->readiness_due = true;
+    if (!h->web)
+        return;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "id", n->st.id);
+    cJSON_AddBoolToObject(d, "online", n->st.online);
+    if (n->st.batt_pct >= 0)
+        cJSON_AddNumberToObject(d, "batt_pct", n->st.batt_pct);
+    else
+        cJSON_AddNullToObject(d, "batt_pct");
+    cJSON_AddNumberToObject(d, "last_seen_ms", (double)n->st.last_seen_ms);
+    http_hub_publish(h->web, "node", d);
 }
 
 /* ---- notifications ------------------------------------------------------ */
@@ -249,6 +332,7 @@ static void apply_incident_actions(struct hub *h, const struct incident_actions 
             break;
         }
         case INCIDENT_ACT_TIMELINE: {
+            web_incident(h, a);
             const char *node = find_node(h, a->who) ? a->who : "";
             writer_timeline(h->writer, a->incident, a->ts, a->event, a->who, node, a->what);
             if (a->state == INCIDENT_CLEARED || a->state == INCIDENT_DISMISSED) {
@@ -297,6 +381,10 @@ static void apply_supervise_actions(struct hub *h, const struct supervise_action
             n->st.online = a->kind == SUPERVISE_ACT_CLOSE;
             n->dirty = true;
         }
+        if (a->trouble == SUPERVISE_OFFLINE && n)
+            web_node(h, n);
+        if (a->kind != SUPERVISE_ACT_REPEAT)
+            web_trouble(h, a->node, kind, a->kind == SUPERVISE_ACT_OPEN, a->detail, a->ts);
         if (a->kind == SUPERVISE_ACT_CLOSE) {
             writer_trouble(h->writer, false, a->node, kind, a->ts, a->detail);
             log_info("node %s: %s resolved", a->node, kind);
@@ -382,6 +470,7 @@ static int load_node(void *ctx, const struct store_node *sn)
         snprintf(n->st.household, sizeof n->st.household, "%s", sn->household);
         snprintf(n->st.zone, sizeof n->st.zone, "%s", sn->zone);
         n->st.kind = sn->kind;
+        n->st.decommissioned_ms = sn->decommissioned_ms;
     } else {
         n->st = *sn;
         n->last_seq = -1;
@@ -412,6 +501,8 @@ static int load_topology(struct hub *h, int64_t now)
         if (k < c.n && strcmp(c.nodes[k].st.id, id) == 0)
             continue;
         log_info("node %s removed", id);
+        if (h->ha)
+            hubha_remove_node(h->ha, h->ingest, id);
         if (incident_remove_node(h->engine, id, now, &h->iact) == 0)
             apply_incident_actions(h, &h->iact);
         if (supervise_remove_node(h->sup, id, now, &h->sact) == 0)
@@ -420,6 +511,24 @@ static int load_topology(struct hub *h, int64_t now)
     /* New or changed nodes (registration is idempotent). */
     for (size_t k = 0; k < c.n; k++) {
         const struct store_node *sn = &c.nodes[k].st;
+        if (sn->decommissioned_ms > 0) {
+            /* Retired (firewatchctl node decommission): it leaves incidents
+             * and supervision, its open troubles close, and the row stays
+             * here only so that anything it still sends is recognised. */
+            const struct hnode *was = find_node(h, sn->id);
+            if (was && was->st.decommissioned_ms == 0) {
+                log_info("node %s decommissioned", sn->id);
+                if (h->ha)
+                    hubha_remove_node(h->ha, h->ingest, sn->id);
+                if (incident_remove_node(h->engine, sn->id, now, &h->iact) == 0)
+                    apply_incident_actions(h, &h->iact);
+                if (supervise_remove_node(h->sup, sn->id, now, &h->sact) == 0)
+                    apply_supervise_actions(h, &h->sact);
+                c.nodes[k].st.online = false;
+                c.nodes[k].dirty = true;
+            }
+            continue;
+        }
         struct supervise_node_info info = {
             .interval_s = sn->interval_s > 0 ? (uint32_t)sn->interval_s : 0,
             .commissioned = sn->commissioned_ms > 0,
@@ -442,6 +551,104 @@ static int load_topology(struct hub *h, int64_t now)
     return 0;
 }
 
+/* ---- commissioning tests ------------------------------------------------ */
+
+/* Answers test i's command with result and forgets it. */
+static void selftest_finish(struct hub *h, size_t i, const char *result, int64_t now)
+{
+    const struct selftest *t = &h->tests[i];
+    log_info("node %s: commissioning test (command %lld): %s", t->node, (long long)t->command, result);
+    /* The node's new last_test / commissioned go in the same batch as the
+     * answer: whoever reads the answer then sees them in the database. */
+    struct hnode *n = find_node(h, t->node);
+    if (n && n->dirty) {
+        writer_node(h->writer, &n->st, n->fw);
+        n->dirty = false;
+    }
+    writer_command_done(h->writer, t->command, result, now);
+    h->tests[i] = h->tests[--h->n_tests];
+}
+
+/* Sends the selftest command a "selftest" row asks for (c->zone is the node,
+ * c->incident the timeout in seconds, 0 for the default). Returns true when
+ * the test is now waiting for the node; false with result filled when it was
+ * refused at once. */
+static bool selftest_start(struct hub *h, const struct store_command *c, char *result, size_t size)
+{
+    const struct hnode *n = find_node(h, c->zone);
+    if (!n || n->st.decommissioned_ms > 0) {
+        snprintf(result, size, "fail: %s", n ? "the node is decommissioned" : "no such node");
+        return false;
+    }
+    if (h->n_tests == SELFTEST_MAX) {
+        snprintf(result, size, "fail: %d tests are already running; try again in a minute", SELFTEST_MAX);
+        return false;
+    }
+    struct selftest *t = &h->tests[h->n_tests];
+    memset(t, 0, sizeof *t);
+    t->command = c->id;
+    t->timeout_s =
+        c->incident > 0 && c->incident <= SELFTEST_TIMEOUT_MAX_S ? (int)c->incident : SELFTEST_TIMEOUT_S;
+    snprintf(t->node, sizeof t->node, "%s", n->st.id);
+    snprintf(t->cmd_id, sizeof t->cmd_id, "selftest-%lld", (long long)c->id);
+    struct fw_msg m = {.channel = FW_CH_NODE_CMD};
+    snprintf(m.u.cmd.id, sizeof m.u.cmd.id, "%s", t->cmd_id);
+    m.u.cmd.cmd = FW_CMD_SELFTEST;
+    char topic[FW_TOPIC_MAX], payload[FW_PAYLOAD_MAX + 1];
+    int len = fw_msg_encode(&m, payload, sizeof payload);
+    if (len < 0 || fw_topic_build(topic, sizeof topic, FW_CH_NODE_CMD, t->node) < 0 ||
+        ingest_publish(h->ingest, topic, payload, (size_t)len, 1, false) < 0) {
+        snprintf(result, size, "fail: the hub could not send the test command");
+        return false;
+    }
+    t->deadline_mono = clock_mono_ms() + (int64_t)t->timeout_s * 1000;
+    h->n_tests++;
+    log_info("node %s: commissioning test asked by %s (command %lld), waiting up to %d s", t->node, c->who,
+             (long long)c->id, t->timeout_s);
+    return true;
+}
+
+/* A test event (or a failed cmd_result for our command) from node answers
+ * every test waiting for it. A passed test has already set last_test and,
+ * the first time, commissioned (handle_item). */
+static void selftest_answer(struct hub *h, const char *node, const struct fw_event *ev, int64_t now)
+{
+    char result[200];
+    for (size_t i = 0; i < h->n_tests;) {
+        const struct selftest *t = &h->tests[i];
+        bool ours =
+            strcmp(t->node, node) == 0 && (ev->type == FW_EV_TEST || strcmp(ev->cmd_id, t->cmd_id) == 0);
+        if (!ours) {
+            i++;
+            continue;
+        }
+        if (ev->type == FW_EV_CMD_RESULT)
+            snprintf(result, sizeof result, "fail: the node could not run the test%s%s",
+                     ev->detail[0] ? ": " : "", ev->detail);
+        else if (ev->result == FW_RESULT_PASS)
+            snprintf(result, sizeof result, "pass%s%s%s", ev->detail[0] ? " (" : "", ev->detail,
+                     ev->detail[0] ? ")" : "");
+        else
+            snprintf(result, sizeof result, "fail: %s",
+                     ev->detail[0] ? ev->detail : "the node reported a failed self-test");
+        selftest_finish(h, i, result, now);
+    }
+}
+
+/* Answers the tests whose node stayed silent. */
+static void selftest_timeouts(struct hub *h, int64_t now, int64_t mono)
+{
+    for (size_t i = 0; i < h->n_tests;) {
+        if (h->tests[i].deadline_mono > mono) {
+            i++;
+            continue;
+        }
+        char result[96];
+        snprintf(result, sizeof result, "fail: no answer from the node within %d s", h->tests[i].timeout_s);
+        selftest_finish(h, i, result, now);
+    }
+}
+
 /* ---- messages ----------------------------------------------------------- */
 
 static void count_seq(struct hub *h, struct hnode *n, uint32_t seq)
@@ -457,6 +664,12 @@ static void count_seq(struct hub *h, struct hnode *n, uint32_t seq)
 
 static void handle_item(struct hub *h, const struct ingest_item *it)
 {
+    if (it->channel == INGEST_CH_EXTRA) {
+        /* Home Assistant's status topic, the one extra subscription. */
+        if (h->ha && hubha_is_birth(h->ha, it->u.extra.payload, it->u.extra.len))
+            h->ha_due = true;
+        return;
+    }
     struct hnode *n = find_node(h, it->node);
     if (!n) {
         h->unknown_node++;
@@ -464,6 +677,23 @@ static void handle_item(struct hub *h, const struct ingest_item *it)
         if (log_limit_allow(&h->limit, clock_mono_ms(), 10, 60000, &sup))
             log_warn("message from unknown node %s ignored%s", it->node,
                      sup ? " (similar lines suppressed)" : "");
+        return;
+    }
+    if (n->st.decommissioned_ms > 0) {
+        /* Its credentials were revoked, so the broker is not running with
+         * firewatchctl's password file (or was not reloaded). Never acted
+         * on; the time is kept for firewatchctl tech. A will is the broker
+         * speaking for it, not the node. */
+        h->decommissioned_msgs++;
+        if (it->channel != FW_CH_NODE_STATUS || it->u.status.online) {
+            n->st.last_seen_ms = it->rx_ms;
+            n->dirty = true;
+        }
+        uint64_t sup = 0;
+        if (log_limit_allow(&h->limit, clock_mono_ms(), 10, 60000, &sup))
+            log_warn("message from decommissioned node %s ignored: is the broker using the password file "
+                     "firewatchctl manages?%s",
+                     it->node, sup ? " (similar lines suppressed)" : "");
         return;
     }
     int64_t now = it->rx_ms;
@@ -481,6 +711,8 @@ static void handle_item(struct hub *h, const struct ingest_item *it)
                     snprintf(n->fw, sizeof n->fw, "%s", st->fw);
             }
             n->dirty = true;
+            if (st->online)
+                web_node(h, n);
         }
         if (supervise_on_status(h->sup, n->st.id, st, now, &h->sact) == 0)
             apply_supervise_actions(h, &h->sact);
@@ -529,6 +761,8 @@ static void handle_item(struct hub *h, const struct ingest_item *it)
         n->dirty = true;
         if (supervise_on_event(h->sup, n->st.id, ev, now, &h->sact) == 0)
             apply_supervise_actions(h, &h->sact);
+        if (ev->type == FW_EV_TEST || (ev->type == FW_EV_CMD_RESULT && ev->result == FW_RESULT_ERROR))
+            selftest_answer(h, n->st.id, ev, now);
         break;
     }
     default: break;
@@ -536,6 +770,42 @@ static void handle_item(struct hub *h, const struct ingest_item *it)
 }
 
 /* ---- commands from firewatchctl ---------------------------------------- */
+
+/* A watch member acknowledges, clears, or starts a drill: the one handler
+ * for firewatchctl's commands and the dashboard's requests. The engine's
+ * actions are applied at once (and emptied, so nothing applies them twice).
+ * Returns 0 or the engine's negative errno. */
+static int member_action(struct hub *h, enum http_incident_op op, uint32_t id, const char *zone,
+                         const char *who, int64_t now, uint32_t *new_id)
+{
+    int rc;
+    switch (op) {
+    case HTTP_INCIDENT_ACK: rc = incident_acknowledge(h->engine, id, who, now, &h->iact); break;
+    case HTTP_INCIDENT_CLEAR: rc = incident_clear(h->engine, id, who, now, &h->iact); break;
+    case HTTP_INCIDENT_DRILL:
+        rc = incident_start_drill(h->engine, zone ? zone : "", who, now, new_id, &h->iact);
+        break;
+    default: rc = -EINVAL; break;
+    }
+    if (rc == 0)
+        apply_incident_actions(h, &h->iact);
+    h->iact.n = 0;
+    return rc;
+}
+
+/* The dashboard's actions, posted by the HTTP threads (http_hub.h). */
+static int web_action(void *ctx, enum http_incident_op op, uint32_t id, const char *zone, const char *user,
+                      uint32_t *new_id)
+{
+    struct hub *h = ctx;
+    static const char *const names[] = {
+        [HTTP_INCIDENT_ACK] = "ack", [HTTP_INCIDENT_CLEAR] = "clear", [HTTP_INCIDENT_DRILL] = "drill"};
+    int rc = member_action(h, op, id, zone, user, clock_wall_ms(), new_id);
+    log_info("dashboard: %s by %s (incident %u%s%s): %s", op <= HTTP_INCIDENT_DRILL ? names[op] : "?", user,
+             op == HTTP_INCIDENT_DRILL && new_id ? *new_id : id, zone ? ", zone " : "", zone ? zone : "",
+             rc == 0 ? "ok" : incident_strerror(rc));
+    return rc;
+}
 
 static void run_commands(struct hub *h, int64_t now)
 {
@@ -546,12 +816,12 @@ static void run_commands(struct hub *h, int64_t now)
         char result[128] = "ok";
         int rc;
         if (strcmp(c.action, "ack") == 0) {
-            rc = incident_acknowledge(h->engine, c.incident, c.who, now, &h->iact);
+            rc = member_action(h, HTTP_INCIDENT_ACK, c.incident, NULL, c.who, now, NULL);
         } else if (strcmp(c.action, "clear") == 0) {
-            rc = incident_clear(h->engine, c.incident, c.who, now, &h->iact);
+            rc = member_action(h, HTTP_INCIDENT_CLEAR, c.incident, NULL, c.who, now, NULL);
         } else if (strcmp(c.action, "drill") == 0) {
             uint32_t id = 0;
-            rc = incident_start_drill(h->engine, c.zone, c.who, now, &id, &h->iact);
+            rc = member_action(h, HTTP_INCIDENT_DRILL, 0, c.zone, c.who, now, &id);
             if (rc == 0)
                 snprintf(result, sizeof result, "ok %u", id);
         } else if (strcmp(c.action, "resolve") == 0) {
@@ -566,6 +836,15 @@ static void run_commands(struct hub *h, int64_t now)
                          : rc == -ENOENT ? "no such node"
                                          : strerror(-rc));
             rc = 0;
+        } else if (strcmp(c.action, "selftest") == 0) {
+            /* A commissioning test: answered later, by the node's test event
+             * or the timeout (selftest_answer, selftest_timeouts). */
+            h->iact.n = 0;
+            rc = 0;
+            if (selftest_start(h, &c, result, sizeof result)) {
+                h->last_command = c.id;
+                continue;
+            }
         } else {
             rc = -EINVAL;
             h->iact.n = 0;
@@ -695,6 +974,23 @@ static void reload_config(struct hub *h)
     cfg.batch_ms = h->cfg.batch_ms;
     cfg.batch_max = h->cfg.batch_max;
     cfg.queue_max = h->cfg.queue_max;
+    /* The HTTP server, CAP and Home Assistant settings are read at start. */
+    if (strcmp(cfg.http_listen, h->cfg.http_listen) || strcmp(cfg.http_web_root, h->cfg.http_web_root) ||
+        strcmp(cfg.http_lang, h->cfg.http_lang) || cfg.http_secure_cookie != h->cfg.http_secure_cookie ||
+        strcmp(cfg.hub_id, h->cfg.hub_id) || strcmp(cfg.public_url, h->cfg.public_url) ||
+        strcmp(cfg.cap_sender, h->cfg.cap_sender) || strcmp(cfg.cap_sender_name, h->cfg.cap_sender_name) ||
+        cfg.ha_discovery != h->cfg.ha_discovery || strcmp(cfg.ha_prefix, h->cfg.ha_prefix))
+        log_warn("reload: the http_*, CAP and Home Assistant options take effect at the next restart");
+    memcpy(cfg.http_listen, h->cfg.http_listen, sizeof cfg.http_listen);
+    memcpy(cfg.http_web_root, h->cfg.http_web_root, sizeof cfg.http_web_root);
+    memcpy(cfg.http_lang, h->cfg.http_lang, sizeof cfg.http_lang);
+    cfg.http_secure_cookie = h->cfg.http_secure_cookie;
+    memcpy(cfg.hub_id, h->cfg.hub_id, sizeof cfg.hub_id);
+    memcpy(cfg.public_url, h->cfg.public_url, sizeof cfg.public_url);
+    memcpy(cfg.cap_sender, h->cfg.cap_sender, sizeof cfg.cap_sender);
+    memcpy(cfg.cap_sender_name, h->cfg.cap_sender_name, sizeof cfg.cap_sender_name);
+    cfg.ha_discovery = h->cfg.ha_discovery;
+    memcpy(cfg.ha_prefix, h->cfg.ha_prefix, sizeof cfg.ha_prefix);
     h->cfg = cfg;
     log_info("configuration reloaded from %s", h->config_path);
 }
@@ -708,13 +1004,92 @@ static void log_counters(struct hub *h)
     writer_get_stats(h->writer, &ws);
     log_info("counters: received %llu, malformed %llu, unknown node %llu (+%llu readings), duplicates %llu, "
              "events stored %llu, event write errors %llu, readings stored %llu, readings dropped %llu, "
-             "sequence gaps %llu, connects %llu, write errors %llu",
+             "sequence gaps %llu, connects %llu, write errors %llu, events spilled %llu, events held %llu, "
+             "writes held %llu, writes dropped %llu, storage %s",
              (unsigned long long)is.received, (unsigned long long)is.malformed,
              (unsigned long long)is.unknown_node, (unsigned long long)h->unknown_node,
              (unsigned long long)is.duplicates, (unsigned long long)is.events_stored,
              (unsigned long long)is.event_errors, (unsigned long long)ws.readings,
              (unsigned long long)(is.readings_dropped + ws.readings_dropped), (unsigned long long)h->seq_gaps,
-             (unsigned long long)is.connects, (unsigned long long)ws.errors);
+             (unsigned long long)is.connects, (unsigned long long)ws.errors,
+             (unsigned long long)is.events_spilled, (unsigned long long)is.events_held,
+             (unsigned long long)ws.ops_held, (unsigned long long)ws.ops_dropped,
+             is.storage_trouble || ws.storage_trouble ? "trouble" : "ok");
+}
+
+/* ---- the HTTP face and Home Assistant: housekeeping --------------------- */
+
+#define WEB_RETRY_MS 10000 /* a port that was taken is tried again this often */
+
+/* The daemon's numbers for /metrics. */
+static void web_metrics(struct hub *h)
+{
+    struct http_hub_metrics m;
+    memset(&m, 0, sizeof m);
+    ingest_get_stats(h->ingest, &m.ingest);
+    writer_get_stats(h->writer, &m.writer);
+    m.unknown_node = h->unknown_node;
+    m.seq_gaps = h->seq_gaps;
+    m.last_incident_id = incident_last_id(h->engine);
+    m.zones = h->n_zones;
+    for (int s = 0; s < INCIDENT_STATE_COUNT; s++)
+        m.incidents_closed[s] = h->closed[s];
+    size_t n = incident_list(h->engine, NULL, 0);
+    struct incident_info *list = n ? calloc(n, sizeof *list) : NULL;
+    n = list ? incident_list(h->engine, list, n) : 0;
+    for (size_t i = 0; i < n; i++)
+        if ((int)list[i].state < INCIDENT_STATE_COUNT)
+            m.incidents_open[list[i].state]++;
+    free(list);
+    struct supervise_node_state *st = h->n_nodes ? calloc(h->n_nodes, sizeof *st) : NULL;
+    size_t k = st ? supervise_list(h->sup, st, h->n_nodes) : 0;
+    if (k > h->n_nodes)
+        k = h->n_nodes;
+    m.n_trouble_kinds = SUPERVISE_TROUBLE_COUNT < 8 ? SUPERVISE_TROUBLE_COUNT : 8;
+    for (size_t t = 0; t < m.n_trouble_kinds; t++)
+        m.trouble_names[t] = supervise_trouble_name((enum supervise_trouble)t);
+    for (size_t i = 0; i < k; i++) {
+        unsigned other = st[i].troubles & ~(1u << SUPERVISE_OFFLINE);
+        if (!st[i].commissioned)
+            m.nodes_uncommissioned++;
+        else if (!st[i].online)
+            m.nodes_offline++;
+        else if (other)
+            m.nodes_trouble++;
+        else
+            m.nodes_ok++;
+        for (size_t t = 0; t < m.n_trouble_kinds; t++)
+            if (st[i].troubles & (1u << t))
+                m.troubles_open[t]++;
+    }
+    free(st);
+    http_hub_set_metrics(h->web, &m);
+}
+
+/* Once a second from the loop: (re)start HTTP when it could not start,
+ * refresh the metrics, publish readiness changes and Home Assistant's
+ * configs when due. */
+static void web_tick(struct hub *h, int64_t mono)
+{
+    if (!h->web && h->cfg.http_listen[0] && mono >= h->web_retry_mono) {
+        h->web = http_hub_start(&h->cfg);
+        if (!h->web) {
+            log_error("the dashboard and API are not served (http_listen %s: %s); trying again every %d s",
+                      h->cfg.http_listen, strerror(errno ? errno : EIO), WEB_RETRY_MS / 1000);
+            h->web_retry_mono = mono + WEB_RETRY_MS;
+        }
+    }
+    if (h->web) {
+        web_metrics(h);
+        if (h->readiness_due) {
+            h->readiness_due = false;
+            http_hub_readiness_changed(h->web);
+        }
+    }
+    if (h->ha && h->ha_due && ingest_connects(h->ingest) > 0) {
+        h->ha_due = false;
+        hubha_publish_all(h->ha, h->db, h->ingest);
+    }
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -760,9 +1135,10 @@ static int run(struct hub *h)
             wait = 0;
         if (wait > 1000)
             wait = 1000;
-        struct pollfd pfd[2] = {{.fd = ingest_fd(h->ingest), .events = POLLIN},
-                                {.fd = sfd, .events = POLLIN}};
-        int pr = poll(pfd, 2, (int)wait);
+        struct pollfd pfd[3] = {{.fd = ingest_fd(h->ingest), .events = POLLIN},
+                                {.fd = sfd, .events = POLLIN},
+                                {.fd = http_hub_fd(h->web), .events = POLLIN}};
+        int pr = poll(pfd, 3, (int)wait);
         if (pr < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             break;
@@ -780,15 +1156,24 @@ static int run(struct hub *h)
         }
         /* Messages first: an alarm is decided the moment it is dequeued. */
         size_t n;
-        while ((n = ingest_drain(h->ingest, h->items, DRAIN_MAX)) > 0)
+        while ((n = ingest_drain(h->ingest, h->items, DRAIN_MAX)) > 0) {
             for (size_t i = 0; i < n; i++)
                 handle_item(h, &h->items[i]);
+            /* After the engine's writes: what a kill -9 would replay (writer.h). */
+            writer_engine_mark(h->writer, h->items, n);
+        }
         now = clock_wall_ms();
         mono = clock_mono_ms();
         incident_timers(h, now);
+        if (h->n_tests)
+            selftest_timeouts(h, now, mono);
+        /* The dashboard's actions, after the messages that came with them. */
+        if (pfd[2].revents & POLLIN)
+            http_hub_serve(h->web, web_action, h);
 
         if (ingest_connects(h->ingest) != h->seen_connects) {
             h->seen_connects = ingest_connects(h->ingest);
+            h->ha_due = true;
             if (!h->retained_synced) {
                 sync_retained(h, now);
                 h->retained_synced = true;
@@ -804,9 +1189,11 @@ static int run(struct hub *h)
             if (store_change_counter(h->db, &counter) == 0 && counter != h->change_counter) {
                 h->change_counter = counter;
                 load_topology(h, now);
+                h->ha_due = h->readiness_due = true;
             }
             run_commands(h, now);
             ingest_tick(h->ingest, mono);
+            web_tick(h, mono);
             next_poll = mono + TOPOLOGY_POLL_MS;
         }
         if (mono >= next_save) {
@@ -825,12 +1212,19 @@ static int run(struct hub *h)
         }
     }
     sdnotify_send("STOPPING=1");
+    /* Answer what the dashboard asked meanwhile, then stop serving it
+     * (http_hub_stop waits for requests in flight). */
+    http_hub_serve(h->web, web_action, h);
+    http_hub_stop(h->web);
+    h->web = NULL;
     ingest_stop(h->ingest, 2000);
     /* Whatever arrived meanwhile still gets stored. */
     size_t n;
     while ((n = ingest_drain(h->ingest, h->items, DRAIN_MAX)) > 0)
         for (size_t i = 0; i < n; i++)
             handle_item(h, &h->items[i]);
+    while (h->n_tests)
+        selftest_finish(h, 0, "fail: the hub stopped before the node answered", clock_wall_ms());
     save_nodes(h);
     writer_flush(h->writer);
     log_counters(h);
@@ -929,6 +1323,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "firewatch-hub: %s\n", msg);
         goto out;
     }
+    if (h.cfg.ha_discovery) {
+        h.ha = hubha_new(h.cfg.ha_prefix, FIREWATCH_VERSION, h.cfg.public_url[0] ? h.cfg.public_url : NULL);
+        if (!h.ha) {
+            fprintf(stderr, "firewatch-hub: ha_prefix %s: %s\n", h.cfg.ha_prefix, strerror(errno));
+            goto out;
+        }
+    }
     struct ingest_config ic = {.url = h.cfg.broker,
                                .client_id = h.cfg.client_id,
                                .username = h.cfg.username,
@@ -938,7 +1339,8 @@ int main(int argc, char **argv)
                                .session_expiry_s = h.cfg.session_expiry_s,
                                .queue_max = (size_t)h.cfg.queue_max,
                                .database = h.cfg.database,
-                               .sync_full = h.cfg.db_sync_full};
+                               .sync_full = h.cfg.db_sync_full,
+                               .extra_topic = h.ha ? hubha_birth_topic(h.ha) : NULL};
     h.ingest = ingest_new(&ic, msg, sizeof msg);
     if (!h.ingest) {
         fprintf(stderr, "firewatch-hub: %s\n", msg);
@@ -954,8 +1356,13 @@ int main(int argc, char **argv)
     store_each_open_incident(h.db, restore_incident, &h);
     store_each_open_trouble(h.db, restore_trouble, &h);
     run_commands(&h, now);
+    /* The dashboard: its failure (a port in use) never stops the alarms;
+     * the loop tries again (web_tick). */
+    web_tick(&h, clock_mono_ms());
     rc = run(&h);
 out:
+    http_hub_stop(h.web);
+    hubha_free(h.ha);
     ingest_free(h.ingest);
     writer_free(h.writer);
     notify_free(h.notifier);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "firewatch/protocol.h"
 #include "log.h"
 
 #define S struct hub_config
@@ -21,10 +22,45 @@ const struct conf_option hubconf_options[] = {
     CONF_OPT_INT(S, keepalive_s, "keepalive_s", 5, 3600, "30", "MQTT keep-alive in seconds"),
     CONF_OPT_INT(S, session_expiry_s, "session_expiry_s", 60, 2147483647, "604800",
                  "seconds the broker keeps queuing events for the hub while it is down"),
+    CONF_OPT_STR(S, broker_conf, "broker_conf", "/etc/firewatch/mosquitto.conf",
+                 "the Mosquitto configuration firewatchctl broker config writes"),
+    CONF_OPT_STR(S, broker_passwd, "broker_passwd", "/etc/firewatch/broker/passwd",
+                 "the broker's password file (hashes only)"),
+    CONF_OPT_STR(S, broker_acl, "broker_acl", "/etc/firewatch/broker/acl", "the broker's ACL file"),
+    CONF_OPT_STR(S, broker_pid, "broker_pid", "/run/mosquitto/mosquitto.pid",
+                 "the broker's pid file, for reloads after node changes"),
+    CONF_OPT_STR(S, broker_persistence, "broker_persistence", "/var/lib/mosquitto",
+                 "the broker's persistence directory"),
+    CONF_OPT_STR(S, broker_user, "broker_user", "mosquitto",
+                 "account the broker drops to when started as root"),
+    CONF_OPT_STR(S, broker_listen, "broker_listen", "0.0.0.0:1883",
+                 "the nodes' plain MQTT listener, host:port (empty: none)"),
+    CONF_OPT_STR(S, broker_hub_listen, "broker_hub_listen", "127.0.0.1:1884", "the hub's loopback listener"),
+    CONF_OPT_INT(S, broker_tls_port, "broker_tls_port", 0, 65535, "0",
+                 "the nodes' MQTT over TLS listener port (0: none)"),
+    CONF_OPT_STR(S, broker_tls_dir, "broker_tls_dir", "/etc/firewatch/broker/tls",
+                 "CA, server and node certificates (firewatchctl broker tls)"),
+    CONF_OPT_BOOL(S, broker_tls_require_cert, "broker_tls_require_cert", "false",
+                  "TLS clients must also present a node certificate"),
+    CONF_OPT_STR(S, node_broker_url, "node_broker_url", "tcp://hub.local:1883",
+                 "broker URL written into provisioned node configs"),
     CONF_OPT_STR(S, database, "database", "/var/lib/firewatch/hub.db", "SQLite database file"),
     CONF_OPT_BOOL(S, db_sync_full, "db_sync_full", "true",
                   "fsync every commit (events survive a power cut, not only a crash)"),
-    CONF_OPT_STR(S, http_listen, "http_listen", "0.0.0.0:8080", "address and port of the dashboard and API"),
+    CONF_OPT_STR(S, http_listen, "http_listen", "127.0.0.1:8080",
+                 "address and port of the dashboard and API (empty: no HTTP)"),
+    CONF_OPT_STR(S, http_web_root, "http_web_root", "/usr/share/firewatch/web", "the dashboard's files"),
+    CONF_OPT_STR(S, http_lang, "http_lang", "vi", "the dashboard's default language: vi or en"),
+    CONF_OPT_BOOL(S, http_secure_cookie, "http_secure_cookie", "false",
+                  "mark the session cookie Secure (when a TLS proxy serves the dashboard)"),
+    CONF_OPT_STR(S, hub_id, "hub_id", "hub", "this hub's id in CAP alert identifiers"),
+    CONF_OPT_STR(S, public_url, "public_url", "",
+                 "the dashboard's URL as readers reach it, for links in CAP alerts (empty: no links)"),
+    CONF_OPT_STR(S, cap_sender, "cap_sender", "",
+                 "CAP sender, e.g. firewatch@ward7.example.org (empty: firewatch-<hub_id>)"),
+    CONF_OPT_STR(S, cap_sender_name, "cap_sender_name", "", "CAP senderName, e.g. Ward 7 Firewatch"),
+    CONF_OPT_BOOL(S, ha_discovery, "ha_discovery", "false", "publish Home Assistant MQTT discovery configs"),
+    CONF_OPT_STR(S, ha_prefix, "ha_prefix", "homeassistant", "Home Assistant's discovery prefix"),
     CONF_OPT_INT(S, retention_days, "retention_days", 1, 3650, "14", "days raw readings are kept"),
     CONF_OPT_INT(S, verify_s, "verify_s", 1, 600, "20",
                  "seconds an alarm stays verifying before it escalates"),
@@ -79,6 +115,19 @@ int hubconf_validate(const struct hub_config *cfg, struct conf_error *err)
         return invalid(err, "log_level", "must be error, warn, info or debug");
     if (cfg->password[0] && !cfg->username[0])
         return invalid(err, "password", "is set but username is empty");
+    if (strncmp(cfg->node_broker_url, "tcp://", 6) != 0 && strncmp(cfg->node_broker_url, "ssl://", 6) != 0)
+        return invalid(err, "node_broker_url", "must start with tcp:// or ssl://");
+    if (strcmp(cfg->http_lang, "vi") != 0 && strcmp(cfg->http_lang, "en") != 0)
+        return invalid(err, "http_lang", "must be vi or en");
+    if (!fw_id_valid(cfg->hub_id))
+        return invalid(err, "hub_id", "must be lower-case letters, digits and '-' (at most 32)");
+    if (cfg->public_url[0] && strncmp(cfg->public_url, "http://", 7) != 0 &&
+        strncmp(cfg->public_url, "https://", 8) != 0)
+        return invalid(err, "public_url", "must start with http:// or https://");
+    if (strpbrk(cfg->cap_sender, " \t,<&"))
+        return invalid(err, "cap_sender", "must not contain spaces, commas, '<' or '&'");
+    if (!cfg->ha_prefix[0] || strpbrk(cfg->ha_prefix, "#+ "))
+        return invalid(err, "ha_prefix", "must be a topic without spaces or wildcards");
     return 0;
 }
 

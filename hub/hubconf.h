@@ -24,9 +24,31 @@ struct hub_config {
     char cafile[256]; /* CA for ssl:// brokers; empty: system store */
     int keepalive_s;
     int session_expiry_s; /* how long the broker keeps the hub's queue while it is down */
+    /* The broker firewatchctl manages (broker config, node add, ...): */
+    char broker_conf[256];        /* the mosquitto.conf it writes */
+    char broker_passwd[256];      /* password file ($7$ hashes) */
+    char broker_acl[256];         /* ACL file */
+    char broker_pid[256];         /* the running broker's pid file, for SIGHUP reloads */
+    char broker_persistence[256]; /* the broker's persistence directory */
+    char broker_user[64];         /* account Mosquitto drops to when started as root */
+    char broker_listen[64];       /* nodes' plain listener, host:port; port 0 or empty: none */
+    char broker_hub_listen[64];   /* the hub's loopback listener, 127.0.0.1:port */
+    int broker_tls_port;          /* nodes' TLS listener; 0: none */
+    char broker_tls_dir[256];     /* CA, server and client certificates */
+    bool broker_tls_require_cert; /* TLS clients must also present a certificate */
+    char node_broker_url[256];    /* the broker URL written into provisioned node configs */
     char database[256];
     bool db_sync_full; /* synchronous=FULL: commits survive a power cut */
     char http_listen[64];
+    char http_web_root[256]; /* the dashboard's files */
+    char http_lang[8];       /* the site's dashboard language: vi or en */
+    bool http_secure_cookie; /* Secure session cookie (the hub sits behind a TLS proxy) */
+    char hub_id[33];         /* this hub's id in CAP identifiers */
+    char public_url[256];    /* the dashboard's URL as others reach it (CAP links); empty: none */
+    char cap_sender[129];    /* CAP <sender>; empty: firewatch-<hub_id> */
+    char cap_sender_name[128];
+    bool ha_discovery; /* publish Home Assistant MQTT discovery configs */
+    char ha_prefix[65];
     int retention_days;      /* raw readings */
     int verify_s;            /* incident verifying window */
     int supervision_grace_s; /* added to 3 reading intervals before a silent node is offline */

@@ -11,6 +11,7 @@
 #include <MQTTAsync.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,13 +20,17 @@
 #include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
+#include "spill.h"
 #include "store.h"
 
 #define SUB_TOPIC FW_TOPIC_ROOT "/node/+/+"
+#define SPILL_MAX_BYTES (1024 * 1024) /* about 6,000 events held while the database refuses them */
+#define SPILL_RETRY_MS 500
 
 /* What the receive thread remembers per node: enough to de-duplicate
  * redelivered events without a query per event. */
@@ -52,13 +57,42 @@ struct ingest {
     size_t n_cnodes, cap_cnodes;
     struct store *events;
     struct log_limit limit;
+    struct spill *spill; /* events the database refused, durable (see spill.h) */
+    pthread_t drainer;   /* retries the spill into the database while it is not empty */
+    bool drainer_started;
+    bool replay_alarms; /* start-up replay of the spill to the engine: which pass */
+    pthread_cond_t dwake;
+    atomic_bool storage_failing;
+    atomic_ullong events_spilled, events_held;
 
     atomic_bool connected;
     atomic_bool connecting;
     atomic_llong retry_at_ms;
     atomic_ullong received, malformed, unknown_node, duplicates, events_stored, event_errors,
         readings_dropped, connects;
+    atomic_ullong rejected[FW_E_COUNT]; /* for /metrics */
+    atomic_ullong commit_count, commit_us_sum, commit_le[INGEST_COMMIT_BUCKETS];
+    char extra_topic[256];
 };
+
+const int64_t ingest_commit_bounds_ms[INGEST_COMMIT_BUCKETS] = {1, 5, 25, 100, 500, 2500};
+
+/* Counts one event commit's duration for the latency histogram. */
+static void count_commit(struct ingest *in, int64_t us)
+{
+    atomic_fetch_add(&in->commit_count, 1);
+    atomic_fetch_add(&in->commit_us_sum, (unsigned long long)(us > 0 ? us : 0));
+    for (int i = 0; i < INGEST_COMMIT_BUCKETS; i++)
+        if (us <= ingest_commit_bounds_ms[i] * 1000)
+            atomic_fetch_add(&in->commit_le[i], 1);
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void wake(struct ingest *in)
 {
@@ -174,6 +208,193 @@ static void on_status(struct ingest *in, struct ingest_item *item)
     enqueue(in, item);
 }
 
+/* Writes one held event back; a node removed meanwhile has nothing to keep
+ * it for. */
+static int spill_to_db(void *ctx, const char *node, uint32_t boot, int64_t rx_ms, const struct fw_event *ev)
+{
+    struct ingest *in = ctx;
+    int rc = store_event_write(in->events, node, boot, ev, rx_ms);
+    if (rc >= 0)
+        atomic_fetch_add(rc == 1 ? &in->events_stored : &in->duplicates, 1);
+    return rc == -ENOENT ? 0 : rc < 0 ? rc : 0;
+}
+
+/* Queues one held event for the main loop (at start, see ingest_new). */
+static int spill_to_engine(void *ctx, const char *node, uint32_t boot, int64_t rx_ms,
+                           const struct fw_event *ev)
+{
+    struct ingest *in = ctx;
+    struct ingest_item item;
+    memset(&item, 0, sizeof item);
+    item.channel = FW_CH_NODE_EVENT;
+    snprintf(item.node, sizeof item.node, "%s", node);
+    item.rx_ms = rx_ms;
+    item.boot = boot;
+    item.stored = true;
+    item.u.event = *ev;
+    /* The main loop is not running yet: never wait for room. Alarms go in
+     * the first pass, the rest only while the queue has room to spare. */
+    bool alarm = ev->type == FW_EV_ALARM;
+    if (alarm != in->replay_alarms)
+        return 0;
+    pthread_mutex_lock(&in->qmu);
+    bool room = in->count + (alarm ? 0 : in->cap / 2) < in->cap;
+    pthread_mutex_unlock(&in->qmu);
+    if (room)
+        enqueue(in, &item);
+    return 0;
+}
+
+/* At start: the alarm, alarm_clear and silence events received since the
+ * engine's last committed mark (writer_engine_mark) are queued for the
+ * engine again. A kill -9 between an incident's decision and its write
+ * would otherwise leave the database without the incident, and the first
+ * connection would publish "clear" over a zone that is burning. An event
+ * whose effects did reach the disk joins its restored incident. */
+static void replay_unmarked(struct ingest *in)
+{
+    sqlite3 *db = store_handle(in->events);
+    sqlite3_stmt *q = NULL;
+    int64_t mark = 0;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'engine_mark'", -1, &q, NULL) != SQLITE_OK)
+        return;
+    bool have = sqlite3_step(q) == SQLITE_ROW;
+    if (have)
+        mark = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if (!have) {
+        /* First start with marks: everything before now was handled by a
+         * hub that finished with it (or by an older build). */
+        char ins[96];
+        snprintf(ins, sizeof ins, "INSERT OR IGNORE INTO meta(key, value) VALUES ('engine_mark', %lld)",
+                 (long long)clock_wall_ms());
+        sqlite3_exec(db, ins, NULL, NULL, NULL);
+        return;
+    }
+    static const char sql[] = "SELECT node_id, boot, seq, node_ts, rx_ms, type, cause FROM events "
+                              "WHERE rx_ms > ?1 AND type IN ('alarm', 'alarm_clear', 'silence') "
+                              "ORDER BY id LIMIT 1000";
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(q, 1, mark);
+    int n = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *node = (const char *)sqlite3_column_text(q, 0);
+        const char *type = (const char *)sqlite3_column_text(q, 5);
+        const char *cause = (const char *)sqlite3_column_text(q, 6);
+        char json[256];
+        int len = snprintf(json, sizeof json, "{\"seq\":%lld,\"ts\":%lld,\"type\":\"%s\"%s%s%s}",
+                           (long long)sqlite3_column_int64(q, 2), (long long)sqlite3_column_int64(q, 3),
+                           type ? type : "", cause && *cause ? ",\"cause\":\"" : "",
+                           cause && *cause ? cause : "", cause && *cause ? "\"" : "");
+        struct fw_msg msg;
+        struct fw_error err;
+        if (!node || len <= 0 || (size_t)len >= sizeof json ||
+            fw_msg_decode(FW_CH_NODE_EVENT, json, (size_t)len, &msg, &err) < 0)
+            continue;
+        struct ingest_item item;
+        memset(&item, 0, sizeof item);
+        item.channel = FW_CH_NODE_EVENT;
+        snprintf(item.node, sizeof item.node, "%s", node);
+        item.boot = (uint32_t)sqlite3_column_int64(q, 1);
+        item.rx_ms = sqlite3_column_int64(q, 4);
+        item.stored = true;
+        item.u.event = msg.u.event;
+        if (in->count + 1 >= in->cap)
+            break; /* the main loop is not running yet: never wait for room */
+        enqueue(in, &item);
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (n > 0)
+        log_warn("replaying %d alarm events received after the last committed engine state", n);
+}
+
+/* Moves the spill into the database if it accepts writes again. cmu held. */
+static void drain_spill(struct ingest *in)
+{
+    if (spill_count(in->spill) == 0)
+        return;
+    store_test_limits(in->events);
+    int n = spill_drain(in->spill, spill_to_db, in);
+    atomic_store(&in->events_held, spill_count(in->spill));
+    if (n >= 0 && atomic_exchange(&in->storage_failing, false))
+        log_warn("storage recovered: %d held events written to the database", n);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The database refused an event (disk full, I/O error). The engine has it
+ * already; make it durable in the spill file so the PUBACK can go. When the
+ * spill is full as well, do not return: paho holds the PUBACK, the broker
+ * keeps the event (and, at its in-flight limit, stops sending more to us)
+ * until the database or the spill takes it. cmu held. */
+static void hold_event(struct ingest *in, struct ingest_item *item, struct cnode *c)
+{
+    const struct fw_event *ev = &item->u.event;
+    bool said = false;
+    for (;;) {
+        int rc = spill_append(in->spill, item->node, item->boot, item->rx_ms, ev);
+        if (rc == 0) {
+            c->last_seq = ev->seq;
+            atomic_fetch_add(&in->events_spilled, 1);
+            atomic_store(&in->events_held, spill_count(in->spill));
+            if (!atomic_exchange(&in->storage_failing, true))
+                log_error("storage trouble: the database refuses events; holding them in the spill file "
+                          "until it accepts writes again");
+            pthread_cond_signal(&in->dwake);
+            return;
+        }
+        if (!said) {
+            log_error("storage trouble: the database and the spill file (%s) both refuse event %s boot %u "
+                      "seq %u; its acknowledgement waits until one of them takes it",
+                      strerror(-rc), item->node, item->boot, ev->seq);
+            said = true;
+            atomic_store(&in->storage_failing, true);
+        }
+        if (atomic_load(&in->stopping))
+            return;
+        sleep_ms(SPILL_RETRY_MS);
+        drain_spill(in);
+        store_test_limits(in->events);
+        rc = store_event_write(in->events, item->node, item->boot, ev, item->rx_ms);
+        if (rc >= 0 || rc == -ENOENT) {
+            if (rc >= 0) {
+                c->last_seq = ev->seq;
+                atomic_fetch_add(&in->events_stored, 1);
+            }
+            return;
+        }
+    }
+}
+
+/* The drainer thread: while the spill holds events, retry it into the
+ * database every SPILL_RETRY_MS, so held events reach it when space comes
+ * back even if no new event arrives. */
+static void *drainer_main(void *arg)
+{
+    struct ingest *in = arg;
+    pthread_mutex_lock(&in->cmu);
+    while (!atomic_load(&in->stopping)) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += SPILL_RETRY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&in->dwake, &in->cmu, &until);
+        if (!atomic_load(&in->stopping))
+            drain_spill(in);
+    }
+    pthread_mutex_unlock(&in->cmu);
+    return NULL;
+}
+
 /* An event: de-duplicate, hand to the main loop, then commit before the
  * callback returns (and paho sends the PUBACK). redelivery is the MQTT DUP
  * flag: the broker sets it when it sends again a message it sent before
@@ -213,7 +434,12 @@ static void on_event(struct ingest *in, struct ingest_item *item, bool redeliver
     item->stored = true;
     /* The engine decides from memory: it sees the event before the disk does. */
     enqueue(in, item);
+    store_test_limits(in->events);
+    if (spill_count(in->spill) > 0)
+        drain_spill(in); /* events held earlier go first */
+    int64_t t0 = mono_us();
     int rc = store_event_write(in->events, item->node, item->boot, &item->u.event, item->rx_ms);
+    count_commit(in, mono_us() - t0);
     if (rc >= 0) {
         c->last_seq = item->u.event.seq;
         atomic_fetch_add(rc == 1 ? &in->events_stored : &in->duplicates, 1);
@@ -221,9 +447,10 @@ static void on_event(struct ingest *in, struct ingest_item *item, bool redeliver
         cnode_forget(in, item->node); /* removed meanwhile */
         atomic_fetch_add(&in->unknown_node, 1);
     } else {
-        /* Logged by the store. The alarm still went to the engine; the
-         * event itself cannot be kept. */
+        /* Logged by the store. The alarm already went to the engine; the
+         * event must still be durable before the PUBACK. */
         atomic_fetch_add(&in->event_errors, 1);
+        hold_event(in, item, c);
     }
     pthread_mutex_unlock(&in->cmu);
 }
@@ -240,6 +467,15 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     atomic_fetch_add(&in->received, 1);
     memset(&item, 0, sizeof item);
     item.rx_ms = clock_wall_ms();
+    if (in->extra_topic[0] && tlen == strlen(in->extra_topic) && memcmp(topic, in->extra_topic, tlen) == 0) {
+        /* Not ours to decode: the main loop knows what it subscribed for. */
+        size_t n = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+        item.channel = INGEST_CH_EXTRA;
+        item.u.extra.len = n;
+        memcpy(item.u.extra.payload, m->payload, n < INGEST_EXTRA_MAX ? n : INGEST_EXTRA_MAX);
+        enqueue(in, &item);
+        goto done;
+    }
     int rc = fw_topic_parse(topic, tlen, &t, &err);
     if (rc == 0 && t.channel == FW_CH_NODE_CMD)
         goto done; /* our own commands echoed back */
@@ -253,6 +489,8 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
         rc = fw_msg_decode(t.channel, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0, &msg, &err);
     if (rc < 0) {
         atomic_fetch_add(&in->malformed, 1);
+        if (err.code > FW_OK && err.code < FW_E_COUNT)
+            atomic_fetch_add(&in->rejected[err.code], 1);
         uint64_t sup = 0;
         pthread_mutex_lock(&in->cmu);
         bool say = log_limit_allow(&in->limit, clock_mono_ms(), 10, 60000, &sup);
@@ -349,6 +587,15 @@ static void on_connected(void *ctx, char *cause)
     int rc = MQTTAsync_subscribe(in->client, SUB_TOPIC, 1, &ro);
     if (rc != MQTTASYNC_SUCCESS)
         log_error("cannot subscribe to %s: %s", SUB_TOPIC, MQTTAsync_strerror(rc));
+    if (in->extra_topic[0]) {
+        MQTTAsync_responseOptions xo = MQTTAsync_responseOptions_initializer;
+        xo.onSuccess5 = on_subscribed;
+        xo.onFailure5 = on_subscribe_failed;
+        xo.context = in;
+        rc = MQTTAsync_subscribe(in->client, in->extra_topic, 1, &xo);
+        if (rc != MQTTASYNC_SUCCESS)
+            log_error("cannot subscribe to %s: %s", in->extra_topic, MQTTAsync_strerror(rc));
+    }
     publish_hub_status(in, true);
     log_info("connected to %s", in->url);
 }
@@ -390,10 +637,12 @@ struct ingest *ingest_new(const struct ingest_config *cfg, char *why, size_t why
     snprintf(in->password, sizeof in->password, "%s", cfg->password ? cfg->password : "");
     snprintf(in->cafile, sizeof in->cafile, "%s", cfg->cafile ? cfg->cafile : "");
     snprintf(in->database, sizeof in->database, "%s", cfg->database);
+    snprintf(in->extra_topic, sizeof in->extra_topic, "%s", cfg->extra_topic ? cfg->extra_topic : "");
     in->efd = -1;
     pthread_mutex_init(&in->qmu, NULL);
     pthread_cond_init(&in->qnotfull, NULL);
     pthread_mutex_init(&in->cmu, NULL);
+    pthread_cond_init(&in->dwake, NULL);
     in->cap = cfg->queue_max ? cfg->queue_max : 10000;
     in->ring = calloc(in->cap, sizeof *in->ring);
     in->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -413,6 +662,38 @@ struct ingest *ingest_new(const struct ingest_config *cfg, char *why, size_t why
         errno = e;
         return NULL;
     }
+    replay_unmarked(in);
+    char spill_path[300];
+    snprintf(spill_path, sizeof spill_path, "%s-spill", in->database);
+    in->spill = spill_open(spill_path, SPILL_MAX_BYTES, why, why_size);
+    if (!in->spill) {
+        int e = errno;
+        ingest_free(in);
+        errno = e;
+        return NULL;
+    }
+    if (spill_count(in->spill) > 0) {
+        /* Held before a crash or a stop. The disk was refusing writes then,
+         * so the incidents those events opened may never have reached the
+         * database: the engine hears them again (an alarm reopens its
+         * incident), then they go into the database before anything new. */
+        log_warn("storage: %zu events held in %s from the last run", spill_count(in->spill), spill_path);
+        atomic_store(&in->storage_failing, true);
+        in->replay_alarms = true;
+        spill_foreach(in->spill, spill_to_engine, in);
+        in->replay_alarms = false;
+        spill_foreach(in->spill, spill_to_engine, in);
+        pthread_mutex_lock(&in->cmu);
+        drain_spill(in);
+        pthread_mutex_unlock(&in->cmu);
+    }
+    if (pthread_create(&in->drainer, NULL, drainer_main, in) != 0) {
+        snprintf(why, why_size, "cannot start the spill thread");
+        ingest_free(in);
+        errno = EAGAIN;
+        return NULL;
+    }
+    in->drainer_started = true;
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
     co.sendWhileDisconnected = 1;
     co.maxBufferedMessages = 10000;
@@ -526,6 +807,18 @@ void ingest_get_stats(struct ingest *in, struct ingest_stats *out)
     out->readings_dropped = atomic_load(&in->readings_dropped);
     out->connects = atomic_load(&in->connects);
     out->connected = atomic_load(&in->connected);
+    out->events_spilled = atomic_load(&in->events_spilled);
+    out->events_held = atomic_load(&in->events_held);
+    out->storage_trouble = atomic_load(&in->storage_failing);
+    for (int i = 0; i < FW_E_COUNT; i++)
+        out->rejected[i] = atomic_load(&in->rejected[i]);
+    out->commit_count = atomic_load(&in->commit_count);
+    out->commit_us_sum = atomic_load(&in->commit_us_sum);
+    for (int i = 0; i < INGEST_COMMIT_BUCKETS; i++)
+        out->commit_le[i] = atomic_load(&in->commit_le[i]);
+    pthread_mutex_lock(&in->qmu);
+    out->queue_depth = in->count;
+    pthread_mutex_unlock(&in->qmu);
 }
 
 uint64_t ingest_connects(struct ingest *in)
@@ -569,6 +862,14 @@ void ingest_free(struct ingest *in)
         return;
     if (in->client)
         MQTTAsync_destroy(&in->client);
+    if (in->drainer_started) {
+        atomic_store(&in->stopping, true);
+        pthread_mutex_lock(&in->cmu);
+        pthread_cond_signal(&in->dwake);
+        pthread_mutex_unlock(&in->cmu);
+        pthread_join(in->drainer, NULL);
+    }
+    spill_close(in->spill);
     store_close(in->events);
     if (in->efd >= 0)
         close(in->efd);
@@ -577,5 +878,6 @@ void ingest_free(struct ingest *in)
     pthread_mutex_destroy(&in->qmu);
     pthread_cond_destroy(&in->qnotfull);
     pthread_mutex_destroy(&in->cmu);
+    pthread_cond_destroy(&in->dwake);
     free(in);
 }

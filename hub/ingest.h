@@ -11,7 +11,9 @@
  * incident engine must never wait for a disk) and then committed to SQLite
  * through this module's own connection before the callback returns. A
  * kill -9 at any moment therefore loses no acknowledged event; the broker
- * redelivers the rest. docs/internals/ingest.md tells the whole story.
+ * redelivers the rest. An event the database refuses (disk full) is made
+ * durable in the spill file instead (spill.h). docs/internals/ingest.md
+ * tells the whole story, docs/reliability.md the failure modes.
  */
 #ifndef FIREWATCH_HUB_INGEST_H
 #define FIREWATCH_HUB_INGEST_H
@@ -22,9 +24,18 @@
 
 #include "firewatch/protocol.h"
 
+/* The channel of a message on ingest_config.extra_topic (not a Firewatch
+ * topic, e.g. Home Assistant's status): its payload is in u.extra. */
+#define INGEST_CH_EXTRA ((enum fw_channel)FW_CH_COUNT)
+#define INGEST_EXTRA_MAX 63 /* payload bytes kept of an extra-topic message */
+
+/* The event commit latency histogram: upper bounds of its buckets (ms). */
+#define INGEST_COMMIT_BUCKETS 6
+extern const int64_t ingest_commit_bounds_ms[INGEST_COMMIT_BUCKETS];
+
 /* One message for the main loop. */
 struct ingest_item {
-    enum fw_channel channel; /* FW_CH_NODE_STATUS, _READING or _EVENT */
+    enum fw_channel channel; /* FW_CH_NODE_STATUS, _READING, _EVENT or INGEST_CH_EXTRA */
     char node[FW_ID_MAX + 1];
     int64_t rx_ms; /* hub wall clock at arrival */
     uint32_t boot; /* events: the boot it was stored under */
@@ -33,6 +44,10 @@ struct ingest_item {
         struct fw_status status;
         struct fw_reading reading;
         struct fw_event event;
+        struct {
+            char payload[INGEST_EXTRA_MAX + 1]; /* NUL-terminated, truncated */
+            size_t len;                         /* the payload's full length */
+        } extra;
     } u;
 };
 
@@ -47,6 +62,7 @@ struct ingest_config {
     size_t queue_max;
     const char *database; /* events are written here, on their own connection */
     bool sync_full;
+    const char *extra_topic; /* NULL or "": none; else also subscribed (QoS 1), see INGEST_CH_EXTRA */
 };
 
 /* Counters, all since ingest_new. */
@@ -60,6 +76,16 @@ struct ingest_stats {
     uint64_t readings_dropped; /* readings refused because the queue was full */
     uint64_t connects;         /* successful (re)connections */
     bool connected;
+    uint64_t events_spilled; /* events the database refused, made durable in the spill file */
+    uint64_t events_held;    /* of those, still waiting for the database */
+    bool storage_trouble;    /* the database refuses events right now */
+
+    /* For /metrics: */
+    uint64_t rejected[FW_E_COUNT];             /* malformed messages by reason (fw_err_name) */
+    size_t queue_depth;                        /* items waiting for the main loop now */
+    uint64_t commit_count;                     /* event commits timed (before their PUBACK) */
+    uint64_t commit_us_sum;                    /* their total duration, microseconds */
+    uint64_t commit_le[INGEST_COMMIT_BUCKETS]; /* commits within each ingest_commit_bounds_ms */
 };
 
 /* Creates the client and opens the event connection. Nothing connects until

@@ -2,9 +2,9 @@
 # suites. Read after hub/broker.mk and hub/logic.mk: the daemon links the
 # logic modules ($(HUB_LOGIC_SRCS)).
 HUB_CORE_SRCS := hub/store.c hub/hubconf.c
-HUB_DAEMON_SRCS := hub/hub.c hub/ingest.c hub/writer.c hub/sdnotify.c hub/readyscan.c
+HUB_DAEMON_SRCS := hub/hub.c hub/ingest.c hub/spill.c hub/writer.c hub/sdnotify.c hub/readyscan.c
 HUB_CTL_SRCS := hub/ctl.c hub/readyscan.c
-HUB_HDRS := hub/store.h hub/hubconf.h hub/ingest.h hub/writer.h hub/sdnotify.h hub/readyscan.h
+HUB_HDRS := hub/store.h hub/hubconf.h hub/ingest.h hub/spill.h hub/writer.h hub/sdnotify.h hub/readyscan.h
 
 HUB_CORE_OBJS := $(HUB_CORE_SRCS:%.c=$(OUT)/obj/%.o)
 # The store and config as an archive for the test programs: the generic test
@@ -19,12 +19,12 @@ HUB_LIBS := $(COMMON_LIB) $(PROTOCOL_LIBS) $(LIB_PAHO) $(LIB_SQLITE) $(LIB_SODIU
 $(OUT)/obj/hub/%.o: ALL_CFLAGS += -Ihub
 
 $(OUT)/bin/firewatch-hub: $(HUB_DAEMON_SRCS:%.c=$(OUT)/obj/%.o) $(HUB_CORE_OBJS) $(HUB_LOGIC_SRCS:%.c=$(OUT)/obj/%.o) \
-                          $(COMMON_LIB) $(PROTOCOL_LIB)
+                          $(HUB_HTTP_OBJS) $(HUB_HTTP_DAEMON_OBJS) $(COMMON_LIB) $(PROTOCOL_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(HUB_LIBS) -o $@
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(HUB_LIBS) $(HUB_HTTP_LIBS) -o $@
 
 $(OUT)/bin/firewatchctl: $(HUB_CTL_SRCS:%.c=$(OUT)/obj/%.o) $(HUB_CORE_OBJS) $(OUT)/obj/hub/readiness.o \
-                         $(COMMON_LIB) $(PROTOCOL_LIB)
+                         $(HUB_BROKERCFG_OBJS) $(COMMON_LIB) $(PROTOCOL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(HUB_LIBS) -o $@
 
@@ -38,9 +38,15 @@ $(OUT)/tests/hub/test_hubconf: TEST_EXTRA_LIBS = $(HUB_CORE_LIB) $(COMMON_LIB) $
 $(OUT)/tests/hub/test_hubconf: $(HUB_CORE_LIB)
 $(OUT)/tests/hub/test_hub: TEST_EXTRA_LIBS = $(LIB_PAHO) $(LIB_SQLITE)
 $(OUT)/tests/hub/test_hub: $(OUT)/bin/firewatch-hub $(OUT)/bin/firewatchctl
+# Provisioning end to end: a real broker on firewatchctl's config, the hub,
+# and the fleet simulator as a node (sim/ is read later: its path, not $(FLEET)).
+$(OUT)/tests/hub/test_provision: TEST_EXTRA_LIBS = $(LIB_PAHO) $(LIB_SQLITE)
+$(OUT)/tests/hub/test_provision: $(OUT)/obj/tests/broker/client.o $(OUT)/obj/tests/http/client.o \
+                                 $(OUT)/bin/firewatch-hub \
+                                 $(OUT)/bin/firewatchctl $(OUT)/bin/firewatch-fleet
 
 TEST_BINS += $(OUT)/tests/hub/test_store $(OUT)/tests/hub/test_hubconf \
-             $(OUT)/tests/hub/test_hub
+             $(OUT)/tests/hub/test_hub $(OUT)/tests/hub/test_provision
 
-CHECK_SRCS += $(HUB_CORE_SRCS) $(HUB_DAEMON_SRCS) hub/ctl.c $(HUB_HDRS) \
-              tests/hub/test_store.c tests/hub/test_hubconf.c tests/hub/test_hub.c
+CHECK_SRCS += $(HUB_CORE_SRCS) $(HUB_DAEMON_SRCS) hub/ctl.c hub/techview.h $(HUB_HDRS) \
+              tests/hub/test_store.c tests/hub/test_hubconf.c tests/hub/test_hub.c tests/hub/test_provision.c

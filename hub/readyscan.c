@@ -105,7 +105,7 @@ int readyscan_zones(struct store *s, const char *only, int64_t now_ms, struct re
             "SELECT n.household_id, n.commissioned_ms > 0, n.online, n.batt_pct >= 20, NOT EXISTS "
             "(SELECT 1 FROM troubles t WHERE t.node_id = n.id AND t.cleared_ms IS NULL), "
             "n.last_test_ms FROM nodes n JOIN households h ON h.id = n.household_id "
-            "WHERE h.zone_id = ?1 ORDER BY n.household_id",
+            "WHERE h.zone_id = ?1 AND n.decommissioned_ms = 0 ORDER BY n.household_id",
             -1, &sc.nodes, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
                            "SELECT acked_ms - CASE WHEN drill OR escalated_ms = 0 THEN opened_ms ELSE "

@@ -104,7 +104,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_EACH_ZONE] = "SELECT z.id, z.site_id, COALESCE((SELECT group_concat(neighbour_id, ',') FROM "
                      "zone_neighbours WHERE zone_id = z.id), '') FROM zones z ORDER BY z.id",
     [ST_EACH_NODE] = "SELECT n.id, n.household_id, h.zone_id, n.kind, n.boot, n.online, n.last_seen_ms, "
-                     "n.last_test_ms, n.batt_pct, n.interval_s, n.seq_gaps, n.commissioned_ms FROM nodes n "
+                     "n.last_test_ms, n.batt_pct, n.interval_s, n.seq_gaps, n.commissioned_ms, "
+                     "n.decommissioned_ms FROM nodes n "
                      "JOIN households h ON "
                      "h.id = n.household_id ORDER BY n.id",
     [ST_EACH_HH] = "SELECT zone_id, id FROM households ORDER BY zone_id, id",
@@ -272,6 +273,23 @@ static const char *const migrations[] = {
     "  score INTEGER NOT NULL, level TEXT NOT NULL, households INTEGER NOT NULL, nodes INTEGER NOT NULL, "
     "  healthy INTEGER NOT NULL, reasons TEXT NOT NULL DEFAULT '', PRIMARY KEY(zone_id, ts_ms)) WITHOUT "
     "ROWID;",
+    /* 3: API tokens for scripts (hub/api_users.c), kept as BLAKE2b hashes. IF
+     * NOT EXISTS: HTTP servers before this migration created it themselves. */
+    "CREATE TABLE IF NOT EXISTS api_tokens(id INTEGER PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name) "
+    "  ON DELETE CASCADE, name TEXT NOT NULL DEFAULT '', hash TEXT NOT NULL UNIQUE, created_ms INTEGER NOT "
+    "  NULL, last_used_ms INTEGER NOT NULL DEFAULT 0);",
+    /* 4: provisioning (firewatchctl node ...). A decommissioned node keeps its
+     * row and history but leaves the hub's topology; credentials_ms is when
+     * its broker password was last set (the password itself is never stored
+     * here, only its hash in the broker's password file). node_tests reads
+     * the commissioning tests (selftest commands) with who asked and when. */
+    "ALTER TABLE nodes ADD COLUMN decommissioned_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE nodes ADD COLUMN decommissioned_by TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE nodes ADD COLUMN credentials_ms INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TRIGGER nodes_decom AFTER UPDATE OF decommissioned_ms ON nodes BEGIN UPDATE meta SET value = "
+    "  value + 1 WHERE key = 'changes'; END;"
+    "CREATE VIEW node_tests AS SELECT id, zone_id AS node_id, who, created_ms AS asked_ms, done_ms, "
+    "  COALESCE(result, '') AS result FROM commands WHERE action = 'selftest';",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -561,6 +579,28 @@ int store_commit(struct store *s)
     if (rc < 0)
         run(s, stmt(s, ST_ROLLBACK));
     return rc;
+}
+
+void store_test_limits(struct store *s)
+{
+    const char *path = getenv("FW_TEST_MAX_PAGES_FILE");
+    if (!path || !*path)
+        return;
+    char text[32] = "";
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *end;
+    errno = 0;
+    long long pages = strtoll(text, &end, 10);
+    if (errno || end == text || pages < 1)
+        return;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", pages);
+    sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 }
 
 static void rollback(struct store *s)
@@ -861,6 +901,7 @@ int store_each_node(struct store *s, int (*fn)(void *ctx, const struct store_nod
         n.interval_s = sqlite3_column_int(q, 9);
         n.seq_gaps = sqlite3_column_int64(q, 10);
         n.commissioned_ms = sqlite3_column_int64(q, 11);
+        n.decommissioned_ms = sqlite3_column_int64(q, 12);
         ret = fn(ctx, &n);
     }
     if (ret == 0 && rc != SQLITE_DONE)

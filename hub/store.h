@@ -23,7 +23,7 @@ struct store;
 struct sqlite3;
 
 /* Newest schema version this build writes. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 4
 
 /* How long one connection waits for another's write lock. */
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -103,7 +103,8 @@ struct store_node {
     int batt_pct; /* -1 when unknown */
     int interval_s;
     int64_t seq_gaps;
-    int64_t commissioned_ms; /* first passed test; 0 when not yet commissioned */
+    int64_t commissioned_ms;   /* first passed test; 0 when not yet commissioned */
+    int64_t decommissioned_ms; /* retired (firewatchctl node decommission); 0 in service */
 };
 
 struct store_zone {
@@ -245,5 +246,12 @@ int store_backup(struct store *s, const char *path);
 /* Opens a transaction / commits it (for batches of small writes). */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
+
+/* Test knob for disk-full tests, a no-op unless the environment variable
+ * FW_TEST_MAX_PAGES_FILE names a file: its number becomes this
+ * connection's PRAGMA max_page_count (SQLite keeps it at least the current
+ * size, so "1" means "no more growth"; raise it to give space back). The
+ * hub's writing threads call it before each write. */
+void store_test_limits(struct store *s);
 
 #endif

@@ -12,9 +12,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #include "clock.h"
 #include "log.h"
 #include "readyscan.h"
+
+/* Operations kept for another try while the database refuses writes (disk
+ * full): beyond this the oldest are dropped and counted. Node state and
+ * troubles are rebuilt from live traffic; incidents are a handful. */
+#define OPS_HELD_MAX 20000
+#define RETRY_MS 500 /* the batch tick while the database is refusing writes */
 
 enum wop_kind {
     WOP_NODE,
@@ -27,6 +35,7 @@ enum wop_kind {
     WOP_COMMAND_DONE,
     WOP_RETENTION,
     WOP_READINESS,
+    WOP_ENGINE_MARK,
 };
 
 struct wop {
@@ -60,6 +69,8 @@ struct writer {
     bool stopping;
     uint64_t gen_queued, gen_done; /* flush generations */
     struct writer_stats stats;
+    bool failing;      /* the last transaction was refused for want of space or I/O */
+    int test_delay_ms; /* FW_TEST_WRITER_DELAY_MS: a slow disk, for the fault tests */
 };
 
 static void batch_free(struct batch *b)
@@ -88,18 +99,84 @@ static int exec_op(struct store *db, const struct wop *o)
     }
     case WOP_TROUBLE_NOTIFIED: return store_trouble_notified(db, o->node, o->what, o->ts);
     case WOP_COMMAND_DONE: return store_command_done(db, o->id, o->detail, o->ts);
+    case WOP_ENGINE_MARK: {
+        char sql[96];
+        snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO meta(key, value) VALUES ('engine_mark', %lld)",
+                 (long long)o->ts);
+        return sqlite3_exec(store_handle(db), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+    }
     case WOP_RETENTION:
     case WOP_READINESS: return 0; /* run after the batch, in their own transactions */
     }
     return -EINVAL;
 }
 
+/* Errors that pass (space comes back, the disk recovers): worth a retry. */
+static bool transient(int rc)
+{
+    return rc == -ENOSPC || rc == -EIO || rc == -EBUSY || rc == -EAGAIN || rc == -ENOMEM;
+}
+
+/* After a refused transaction: puts b's operations back in front of what
+ * was queued meanwhile (order matters: an incident row before its close),
+ * keeping at most OPS_HELD_MAX, and drops b's readings (QoS 0 data the
+ * nodes send again every interval). Takes the ops out of b. */
+static void hold_ops(struct writer *w, struct batch *b)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < b->n_ops; i++) {
+        if (b->ops[i].kind == WOP_RETENTION || b->ops[i].kind == WOP_READINESS)
+            continue; /* asked again within the hour */
+        b->ops[keep++] = b->ops[i];
+    }
+    b->n_ops = keep;
+    pthread_mutex_lock(&w->mu);
+    struct batch *p = &w->pending;
+    w->stats.readings_dropped += b->n_readings;
+    size_t total = keep + p->n_ops, drop = total > OPS_HELD_MAX ? total - OPS_HELD_MAX : 0;
+    struct wop *ops = malloc((total - drop + 1) * sizeof *ops);
+    if (!ops) {
+        w->stats.ops_dropped += keep;
+        pthread_mutex_unlock(&w->mu);
+        return; /* batch_free releases them */
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < keep; i++) {
+        if (i < drop)
+            free(b->ops[i].obj);
+        else
+            ops[n++] = b->ops[i];
+    }
+    for (size_t i = 0; i < p->n_ops; i++) {
+        if (keep + i < drop)
+            free(p->ops[i].obj);
+        else
+            ops[n++] = p->ops[i];
+    }
+    w->stats.ops_dropped += drop;
+    free(p->ops);
+    p->ops = ops;
+    p->n_ops = n;
+    p->cap_ops = total - drop + 1;
+    w->stats.ops_held = n;
+    pthread_mutex_unlock(&w->mu);
+    b->n_ops = 0;
+}
+
 /* Commits one batch. A node that disappeared meanwhile (-ENOENT) is not an
- * error worth losing the batch over. */
+ * error worth losing the batch over. When the database refuses the batch
+ * for want of space or I/O (disk full), it is rolled back and its
+ * operations are held for the next tick (see hold_ops): a storage trouble,
+ * logged once when it starts and once when it ends, and counted. */
 static void commit_batch(struct writer *w, struct batch *b)
 {
     if (b->n_readings == 0 && b->n_ops == 0)
         return;
+    store_test_limits(w->db);
+    if (w->test_delay_ms > 0) {
+        struct timespec ts = {w->test_delay_ms / 1000, (long)(w->test_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     int rc = store_begin(w->db);
     if (rc == 0 && b->n_readings > 0) {
         int n = store_readings_write(w->db, b->readings, b->n_readings);
@@ -112,16 +189,34 @@ static void commit_batch(struct writer *w, struct batch *b)
     }
     if (rc == 0)
         rc = store_commit(w->db);
+    else if (transient(rc))
+        sqlite3_exec(store_handle(w->db), "ROLLBACK", NULL, NULL, NULL);
     else
         store_commit(w->db); /* nothing useful to keep; commit what stands rather than spin */
     pthread_mutex_lock(&w->mu);
+    bool was_failing = w->failing;
     if (rc == 0) {
         w->stats.commits++;
         w->stats.readings += b->n_readings;
+        w->failing = false;
+        w->stats.storage_trouble = false;
+        w->stats.ops_held = 0;
     } else {
         w->stats.errors++;
+        w->failing = transient(rc);
+        w->stats.storage_trouble = w->failing;
     }
     pthread_mutex_unlock(&w->mu);
+    if (rc < 0 && transient(rc)) {
+        if (!was_failing)
+            log_error("storage trouble: the database refuses writes (%s); holding incidents, troubles and "
+                      "node state for another try, dropping readings meanwhile",
+                      strerror(-rc));
+        hold_ops(w, b);
+        return;
+    }
+    if (rc == 0 && was_failing)
+        log_warn("storage recovered: held writes committed");
     for (size_t i = 0; i < b->n_ops; i++) {
         if (b->ops[i].kind == WOP_READINESS) {
             int n = readyscan_snapshot(w->db, b->ops[i].ts);
@@ -145,10 +240,12 @@ static void *writer_main(void *arg)
     for (;;) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + (int64_t)w->batch_ms * 1000000;
+        int64_t ns = until.tv_nsec +
+                     (int64_t)(w->failing && w->batch_ms < RETRY_MS ? RETRY_MS : w->batch_ms) * 1000000;
         until.tv_sec += (time_t)(ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
-        while (!w->stopping && w->gen_queued == w->gen_done && w->pending.n_readings < w->batch_max) {
+        while (!w->stopping && (w->gen_queued == w->gen_done || w->failing) &&
+               w->pending.n_readings < w->batch_max) {
             if (pthread_cond_timedwait(&w->wake, &w->mu, &until) == ETIMEDOUT)
                 break;
         }
@@ -162,7 +259,9 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&w->mu);
         w->gen_done = gen;
         pthread_cond_broadcast(&w->done);
-        if (stop && w->pending.n_readings == 0 && w->pending.n_ops == 0)
+        /* At a stop, a database that still refuses writes gives up the held ops
+         * (they are rebuilt from the restored state and live traffic). */
+        if (stop && ((w->pending.n_readings == 0 && w->pending.n_ops == 0) || w->failing))
             break;
     }
     pthread_mutex_unlock(&w->mu);
@@ -181,6 +280,13 @@ struct writer *writer_new(const char *database, bool sync_full, int batch_ms, si
     w->batch_ms = batch_ms > 0 ? batch_ms : 250;
     w->batch_max = batch_max > 0 ? batch_max : 2000;
     w->readings_cap = w->batch_max * 8;
+    const char *delay = getenv("FW_TEST_WRITER_DELAY_MS");
+    if (delay) {
+        char *end;
+        long v = strtol(delay, &end, 10);
+        if (end != delay && *end == '\0' && v > 0 && v <= 60000)
+            w->test_delay_ms = (int)v;
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
     pthread_cond_init(&w->done, NULL);
@@ -344,6 +450,28 @@ int writer_command_done(struct writer *w, int64_t id, const char *result, int64_
 int writer_retention(struct writer *w, int64_t now_ms, int retention_days)
 {
     struct wop op = {.kind = WOP_RETENTION, .id = retention_days, .ts = now_ms};
+    return push(w, &op);
+}
+
+int writer_engine_mark(struct writer *w, const struct ingest_item *items, size_t n)
+{
+    int64_t mark = INT64_MIN;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].channel == FW_CH_NODE_EVENT && items[i].rx_ms > mark)
+            mark = items[i].rx_ms;
+    if (mark == INT64_MIN)
+        return 0;
+    pthread_mutex_lock(&w->mu);
+    struct batch *b = &w->pending;
+    if (b->n_ops > 0 && b->ops[b->n_ops - 1].kind == WOP_ENGINE_MARK) {
+        /* Nothing came between: move the waiting mark forward instead. */
+        if (mark > b->ops[b->n_ops - 1].ts)
+            b->ops[b->n_ops - 1].ts = mark;
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    pthread_mutex_unlock(&w->mu);
+    struct wop op = {.kind = WOP_ENGINE_MARK, .ts = mark};
     return push(w, &op);
 }
 

@@ -8,17 +8,16 @@
  * cycle, noise, a battery that slowly drains. Scripted fires make a node's
  * temperature climb until it raises heat alarms, exactly as a node would
  * publish them. Nodes answer `selftest` commands so commissioning works
- * against the fleet. One main thread drives all nodes on a 50 ms tick; paho's
- * own threads carry the traffic. The wire format comes from
- * libfirewatch-protocol, so the fleet can only send what a real node sends.
+ * against the fleet. Everything runs in the main thread: the MQTT traffic of
+ * every node goes through one epoll loop (swarm.c, on libmosquitto), and a
+ * heap orders the nodes by their next reading, so 10,000 nodes cost little
+ * more than their bytes. The wire format comes from libfirewatch-protocol,
+ * so the fleet can only send what a real node sends.
  */
-#include <MQTTAsync.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +28,20 @@
 #include "clock.h"
 #include "firewatch/protocol.h"
 #include "log.h"
+#include "swarm.h"
 
 #define FLEET_VERSION "0.1.0"
 #define FLEET_MAX_NODES 50000
 #define FLEET_MAX_SCRIPTS 64
 #define FLEET_PASSWORD_MAX 128
+#define FLEET_KEEPALIVE_S 60
+#define FLEET_TICK_MS 10       /* scheduler tick: readings, fires, progress */
+#define FLEET_SHUTDOWN_MS 3000 /* bound on the goodbye, whatever the node count */
+#define FLEET_CATCHUP 16       /* most readings per node in one tick (--rate > nodes/tick) */
+#define FLEET_FD_RESERVE 64    /* descriptors besides the nodes' sockets */
+
+/* Tags of QoS 1 publishes, so acknowledgements are counted by kind. */
+enum { TAG_STATUS, TAG_EVENT };
 
 enum script_kind { SCRIPT_FIRE, SCRIPT_OFFLINE, SCRIPT_LOW_BATTERY };
 
@@ -47,10 +55,8 @@ struct script {
 struct node {
     char id[FW_ID_MAX + 1];
     char password[FLEET_PASSWORD_MAX];
-    MQTTAsync client;
-    atomic_int connected;
     uint32_t boot;
-    uint32_t seq; /* touched by the main thread and, for command answers, under lock */
+    uint32_t seq;
     double base_c, phase;
     double batt;
     int64_t next_reading_ms;
@@ -65,6 +71,8 @@ struct node {
 
 struct options {
     char broker[256];
+    char host[256];
+    int port;
     int nodes;
     char prefix[16];
     char ids_from[256];
@@ -83,10 +91,10 @@ struct options {
 static struct node *nodes;
 static int n_nodes;
 static volatile sig_atomic_t stop_requested;
-static pthread_mutex_t seq_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct swarm *swarm;
 
-/* Counters, written from paho's threads and the main thread. */
-static atomic_long n_connected, n_conn_failed, n_readings, n_events, n_events_acked, n_send_failed, n_cmds;
+/* Counters; everything runs in the main thread. */
+static long n_readings, n_events, n_events_acked, n_send_failed, n_cmds, n_refused, n_dropped;
 
 static void on_signal(int sig)
 {
@@ -126,6 +134,47 @@ static int parse_double(const char *s, double lo, double hi, double *out)
     if (errno || end == s || *end != '\0' || !(v >= lo && v <= hi))
         return -EINVAL;
     *out = v;
+    return 0;
+}
+
+/* Splits a broker URL, tcp://host:port, mqtt://host:port, host:port or host
+ * (IPv6 literals in brackets), into host and port. TLS and WebSocket URLs
+ * are refused: the fleet speaks plain MQTT to a broker it is tested with. */
+static int parse_broker(const char *url, char *host, size_t hsize, int *port)
+{
+    const char *p = url, *colon;
+    const char *sep = strstr(url, "://");
+    if (sep) {
+        size_t slen = (size_t)(sep - url);
+        if (!((slen == 3 && strncmp(url, "tcp", 3) == 0) || (slen == 4 && strncmp(url, "mqtt", 4) == 0)))
+            return -EPROTONOSUPPORT;
+        p = sep + 3;
+    }
+    size_t hlen;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (!close)
+            return -EINVAL;
+        p++;
+        hlen = (size_t)(close - p);
+        colon = close[1] == ':' ? close + 1 : NULL;
+        if (!colon && close[1] != '\0')
+            return -EINVAL;
+    } else {
+        colon = strrchr(p, ':');
+        hlen = colon ? (size_t)(colon - p) : strlen(p);
+    }
+    if (hlen == 0 || hlen >= hsize)
+        return -EINVAL;
+    memcpy(host, p, hlen);
+    host[hlen] = '\0';
+    *port = 1883;
+    if (colon) {
+        double v;
+        if (parse_double(colon + 1, 1, 65535, &v) < 0 || v != floor(v))
+            return -EINVAL;
+        *port = (int)v;
+    }
     return 0;
 }
 
@@ -242,6 +291,12 @@ static int parse_args(int argc, char **argv, struct options *o)
         fprintf(stderr, "firewatch-fleet: unexpected argument '%s'\n", argv[optind]);
         return -EINVAL;
     }
+    int rc = parse_broker(o->broker, o->host, sizeof o->host, &o->port);
+    if (rc < 0) {
+        fprintf(stderr, "firewatch-fleet: bad value for --broker: '%s'%s\n", o->broker,
+                rc == -EPROTONOSUPPORT ? " (only tcp:// and mqtt:// brokers)" : "");
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -293,11 +348,6 @@ static struct node *find_node(const char *id)
     return NULL;
 }
 
-static double now_s(int64_t start_ms)
-{
-    return (double)(clock_mono_ms() - start_ms) / 1000.0;
-}
-
 /* Temperature of node n at run time t (seconds): base + daily cycle + noise,
  * or a fire curve (about 15 C/min, then faster) once its fire started. */
 static double node_temp(const struct node *n, double t, unsigned tick)
@@ -312,191 +362,106 @@ static double node_temp(const struct node *n, double t, unsigned tick)
     return fmin(fmax(temp, FW_TEMP_MIN), FW_TEMP_MAX);
 }
 
-static void on_sent(void *ctx, MQTTAsync_successData5 *r)
-{
-    (void)ctx, (void)r;
-    atomic_fetch_add(&n_events_acked, 1);
-}
-
-static void on_send_failed(void *ctx, MQTTAsync_failureData5 *r)
-{
-    (void)ctx, (void)r;
-    atomic_fetch_add(&n_send_failed, 1);
-}
-
-/* Publishes a message of channel ch for node n; QoS 1 for events and status. */
-static int publish(struct node *n, const char *topic, const struct fw_msg *m, int qos, bool retain)
+/* Publishes message m for node n; QoS 1 publishes are acknowledged by tag. */
+static int publish(struct node *n, const char *topic, const struct fw_msg *m, int qos, bool retain, int tag)
 {
     char buf[FW_PAYLOAD_MAX + 1];
     int len = fw_msg_encode(m, buf, sizeof buf);
     if (len < 0)
         return len;
-    MQTTAsync_message msg = MQTTAsync_message_initializer;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    msg.payload = buf;
-    msg.payloadlen = len;
-    msg.qos = qos;
-    msg.retained = retain;
-    if (qos > 0) {
-        ro.onSuccess5 = on_sent;
-        ro.onFailure5 = on_send_failed;
-        ro.context = n;
-    }
-    int rc = MQTTAsync_sendMessage(n->client, topic, &msg, &ro);
-    if (rc != MQTTASYNC_SUCCESS) {
-        atomic_fetch_add(&n_send_failed, 1);
-        return -EIO;
-    }
-    return 0;
-}
-
-static uint32_t next_seq(struct node *n)
-{
-    pthread_mutex_lock(&seq_lock);
-    uint32_t s = n->seq++;
-    pthread_mutex_unlock(&seq_lock);
-    return s;
+    int rc = swarm_publish(swarm, (int)(n - nodes), topic, buf, len, qos, retain, tag);
+    if (rc < 0)
+        n_send_failed++;
+    return rc;
 }
 
 static void send_event(struct node *n, enum fw_event_type type, enum fw_cause cause, enum fw_result result,
                        const char *cmd_id)
 {
     struct fw_msg m = {.channel = FW_CH_NODE_EVENT};
-    m.u.event.seq = next_seq(n);
+    m.u.event.seq = n->seq++;
     m.u.event.ts = clock_wall_ms();
     m.u.event.type = type;
     m.u.event.cause = cause;
     m.u.event.result = result;
     if (cmd_id)
         snprintf(m.u.event.cmd_id, sizeof m.u.event.cmd_id, "%s", cmd_id);
-    if (publish(n, n->event_topic, &m, 1, false) == 0)
-        atomic_fetch_add(&n_events, 1);
+    if (publish(n, n->event_topic, &m, 1, false, TAG_EVENT) == 0)
+        n_events++;
 }
 
-/* Runs on paho's thread: answer commands the way a healthy node does. */
-static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+/* Answers commands the way a healthy node does. */
+static void on_message(void *ctx, int idx, const char *topic, const void *payload, size_t len)
 {
-    struct node *n = ctx;
+    struct node *n = &nodes[idx];
     struct fw_msg m;
-    (void)topic_len;
-    if (fw_msg_decode(FW_CH_NODE_CMD, msg->payload, (size_t)msg->payloadlen, &m, NULL) == 0) {
-        atomic_fetch_add(&n_cmds, 1);
+    (void)ctx, (void)topic;
+    if (fw_msg_decode(FW_CH_NODE_CMD, payload, len, &m, NULL) == 0) {
+        n_cmds++;
         if (m.u.cmd.cmd == FW_CMD_SELFTEST)
             send_event(n, FW_EV_TEST, FW_CAUSE_NONE, FW_RESULT_PASS, NULL);
         send_event(n, FW_EV_CMD_RESULT, FW_CAUSE_NONE, FW_RESULT_OK, m.u.cmd.id);
     }
-    MQTTAsync_freeMessage(&msg);
-    MQTTAsync_free(topic);
-    return 1;
 }
 
-static void on_connected(void *ctx, char *cause)
+/* Birth and the command subscription, on first connect and every reconnect. */
+static void on_up(void *ctx, int idx)
 {
-    struct node *n = ctx;
-    (void)cause;
-    /* Birth and the command subscription, on first connect and every reconnect. */
+    struct node *n = &nodes[idx];
+    (void)ctx;
     struct fw_msg m = {.channel = FW_CH_NODE_STATUS};
     m.u.status.online = true;
     m.u.status.boot = n->boot;
     m.u.status.kind = FW_KIND_COMBO;
     m.u.status.ts = clock_wall_ms();
     snprintf(m.u.status.fw, sizeof m.u.status.fw, "sim-%s", FLEET_VERSION);
-    publish(n, n->status_topic, &m, 1, true);
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    MQTTAsync_subscribe(n->client, n->cmd_topic, 1, &ro);
-    if (atomic_exchange(&n->connected, 1) == 0)
-        atomic_fetch_add(&n_connected, 1);
+    publish(n, n->status_topic, &m, 1, true, TAG_STATUS);
+    if (swarm_subscribe(swarm, idx, n->cmd_topic) < 0)
+        n_send_failed++;
 }
 
-static void on_connection_lost(void *ctx, char *cause)
+/* A PUBACK: MQTT 5 reason codes from 0x80 up are refusals (an ACL denial
+ * is 0x87), which a node must count as failures, not deliveries. */
+static void on_ack(void *ctx, int idx, int tag, int reason)
 {
-    struct node *n = ctx;
-    (void)cause;
-    if (atomic_exchange(&n->connected, 0) == 1)
-        atomic_fetch_sub(&n_connected, 1);
-}
-
-static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *r)
-{
-    struct node *n = ctx;
-    static atomic_int logged;
-    atomic_fetch_add(&n_conn_failed, 1);
-    if (atomic_fetch_add(&logged, 1) < 5)
-        log_warn("%s: connect failed: %s (reason %d)", n->id, r && r->message ? r->message : "no answer",
-                 r ? (int)r->reasonCode : -1);
-}
-
-static int node_start(struct node *n, const char *broker)
-{
-    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
-    co.sendWhileDisconnected = 1;
-    co.maxBufferedMessages = 100;
-    co.allowDisconnectedSendAtAnyTime = 1;
-    co.deleteOldestMessages = 1;
-    int rc = MQTTAsync_createWithOptions(&n->client, broker, n->id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
-    if (rc != MQTTASYNC_SUCCESS) {
-        log_error("%s: cannot create client for %s (paho %d)", n->id, broker, rc);
-        return -EINVAL;
+    static struct log_limit lim;
+    uint64_t supp = 0;
+    (void)ctx;
+    if (reason >= 0x80) {
+        n_refused++;
+        n_send_failed++;
+        if (log_limit_allow(&lim, clock_mono_ms(), 5, 10000, &supp))
+            log_warn("%s: publish refused by the broker (reason 0x%02x)%s", nodes[idx].id, (unsigned)reason,
+                     supp ? " (more suppressed)" : "");
+    } else if (tag == TAG_EVENT) {
+        n_events_acked++;
     }
-    MQTTAsync_setCallbacks(n->client, n, on_connection_lost, on_message, NULL);
-    MQTTAsync_setConnected(n->client, n, on_connected);
+}
 
+/* The clean goodbye is the will's payload, sent by the node itself. */
+static void on_goodbye(void *ctx, int idx)
+{
+    struct node *n = &nodes[idx];
+    (void)ctx;
     struct fw_msg w = {.channel = FW_CH_NODE_STATUS};
     w.u.status.online = false;
     w.u.status.boot = n->boot;
-    if (fw_msg_encode(&w, n->will, sizeof n->will) < 0)
-        return -EINVAL;
-    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
-    will.topicName = n->status_topic;
-    will.message = n->will;
-    will.retained = 1;
-    will.qos = 1;
-
-    MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
-    opts.keepAliveInterval = 60;
-    opts.cleanstart = 1;
-    opts.automaticReconnect = 1;
-    opts.minRetryInterval = 1;
-    opts.maxRetryInterval = 30;
-    opts.username = n->id;
-    opts.password = n->password[0] ? n->password : NULL;
-    opts.will = &will;
-    opts.onFailure5 = on_connect_failed;
-    opts.context = n;
-    rc = MQTTAsync_connect(n->client, &opts);
-    if (rc != MQTTASYNC_SUCCESS) {
-        log_error("%s: connect to %s refused at once (paho %d)", n->id, broker, rc);
-        return -ECONNREFUSED;
-    }
-    return 0;
+    publish(n, n->status_topic, &w, 1, true, TAG_STATUS);
 }
 
-static void node_stop(struct node *n)
-{
-    if (!n->client)
-        return;
-    if (atomic_load(&n->connected)) {
-        /* A clean goodbye is the will's payload, sent by the node itself. */
-        struct fw_msg w = {.channel = FW_CH_NODE_STATUS};
-        w.u.status.online = false;
-        w.u.status.boot = n->boot;
-        publish(n, n->status_topic, &w, 1, true);
-        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
-        d.timeout = 1000;
-        MQTTAsync_disconnect(n->client, &d);
-    }
-}
-
+/* A reading, when the node has a session (QoS 0: a node sends none offline). */
 static void send_reading(struct node *n, double t, unsigned tick)
 {
+    if (!swarm_is_up(swarm, (int)(n - nodes)))
+        return;
     struct fw_msg m = {.channel = FW_CH_NODE_READING};
-    m.u.reading.seq = next_seq(n);
+    m.u.reading.seq = n->seq++;
     m.u.reading.ts = clock_wall_ms();
     m.u.reading.temp_c = node_temp(n, t, tick);
     m.u.reading.smoke = n->fire_at_s >= 0 && t >= n->fire_at_s + 20;
     m.u.reading.batt_pct = (uint8_t)lround(n->batt);
-    if (publish(n, n->reading_topic, &m, 0, false) == 0)
-        atomic_fetch_add(&n_readings, 1);
+    if (publish(n, n->reading_topic, &m, 0, false, 0) == 0)
+        n_readings++;
 }
 
 /* Fire progression: heat_ror once the curve is steep, heat_fixed at 57 C. */
@@ -519,7 +484,51 @@ static void run_fire(struct node *n, double t, unsigned tick)
     }
 }
 
-static void write_stats(const char *path, double secs)
+/* Min-heap of node indices by next reading time: each tick pops only the
+ * nodes that are due, instead of walking all of them. */
+static int *heap;
+static int heap_len;
+
+static bool heap_less(int a, int b)
+{
+    return nodes[heap[a]].next_reading_ms < nodes[heap[b]].next_reading_ms;
+}
+
+static void heap_swap(int a, int b)
+{
+    int t = heap[a];
+    heap[a] = heap[b];
+    heap[b] = t;
+}
+
+static void heap_push(int idx)
+{
+    int i = heap_len++;
+    heap[i] = idx;
+    while (i > 0 && heap_less(i, (i - 1) / 2)) {
+        heap_swap(i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+/* Restores the order after the top's time moved later. */
+static void heap_sift_top(void)
+{
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < heap_len && heap_less(l, m))
+            m = l;
+        if (r < heap_len && heap_less(r, m))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(i, m);
+        i = m;
+    }
+}
+
+static void write_stats(const char *path, double secs, long connected, const struct swarm_stats *st)
 {
     FILE *f = fopen(path, "w");
     if (!f) {
@@ -528,20 +537,38 @@ static void write_stats(const char *path, double secs)
     }
     fprintf(f,
             "{\"nodes\":%d,\"connected\":%ld,\"connect_failures\":%ld,\"readings\":%ld,\"events\":%ld,"
-            "\"events_acked\":%ld,\"send_failures\":%ld,\"commands\":%ld,\"seconds\":%.3f}\n",
-            n_nodes, atomic_load(&n_connected), atomic_load(&n_conn_failed), atomic_load(&n_readings),
-            atomic_load(&n_events), atomic_load(&n_events_acked), atomic_load(&n_send_failed),
-            atomic_load(&n_cmds), secs);
+            "\"events_acked\":%ld,\"send_failures\":%ld,\"commands\":%ld,\"seconds\":%.3f,"
+            "\"refused\":%ld,\"reconnects\":%ld,\"readings_dropped\":%ld}\n",
+            n_nodes, connected, st->connect_failures, n_readings, n_events, n_events_acked, n_send_failed,
+            n_cmds, secs, n_refused, st->reconnects, n_dropped);
     fclose(f);
 }
 
-static void raise_fd_limit(int want)
+/* Each node needs one descriptor (its socket). Raises the soft limit as far
+ * as needed; fails, saying so, when the hard limit cannot hold the fleet. */
+static int raise_fd_limit(int live)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)want) {
-        rl.rlim_cur = rl.rlim_max < (rlim_t)want ? rl.rlim_max : (rlim_t)want;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    rlim_t want = (rlim_t)live + FLEET_FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+    if (rl.rlim_cur >= want)
+        return 0;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+        fprintf(stderr,
+                "firewatch-fleet: %d nodes need %llu open files, but the hard limit (ulimit -Hn) is %llu: "
+                "at most %lld nodes per process here; raise the limit or split the fleet\n",
+                live, (unsigned long long)want, (unsigned long long)rl.rlim_max,
+                (long long)rl.rlim_max - FLEET_FD_RESERVE);
+        return -EMFILE;
     }
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        fprintf(stderr, "firewatch-fleet: cannot raise the open files limit to %llu: %s\n",
+                (unsigned long long)want, strerror(errno));
+        return -errno;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -575,7 +602,6 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    raise_fd_limit(n_nodes + 256);
 
     for (int i = 0; i < n_nodes; i++) {
         struct node *n = &nodes[i];
@@ -588,11 +614,20 @@ int main(int argc, char **argv)
         fw_topic_build(n->reading_topic, sizeof n->reading_topic, FW_CH_NODE_READING, n->id);
         fw_topic_build(n->event_topic, sizeof n->event_topic, FW_CH_NODE_EVENT, n->id);
         fw_topic_build(n->cmd_topic, sizeof n->cmd_topic, FW_CH_NODE_CMD, n->id);
+        struct fw_msg w = {.channel = FW_CH_NODE_STATUS};
+        w.u.status.online = false;
+        w.u.status.boot = n->boot;
+        if (fw_msg_encode(&w, n->will, sizeof n->will) < 0)
+            return 1;
     }
+    int fires[FLEET_MAX_SCRIPTS], n_fires = 0;
     for (int i = 0; i < o.n_scripts; i++) {
         struct node *n = find_node(o.scripts[i].node);
         switch (o.scripts[i].kind) {
-        case SCRIPT_FIRE: n->fire_at_s = o.scripts[i].at_s; break;
+        case SCRIPT_FIRE:
+            n->fire_at_s = o.scripts[i].at_s;
+            fires[n_fires++] = (int)(n - nodes);
+            break;
         case SCRIPT_OFFLINE: n->dead = true; break;
         case SCRIPT_LOW_BATTERY:
             n->low_batt = true;
@@ -600,89 +635,109 @@ int main(int argc, char **argv)
             break;
         }
     }
+    int live = 0;
+    for (int i = 0; i < n_nodes; i++)
+        live += !nodes[i].dead;
+    if (raise_fd_limit(live) < 0)
+        return 2;
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* A write to a socket the broker just closed must be an error, not death. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGPIPE, &ign, NULL);
 
-    MQTTAsync_init_options init = MQTTAsync_init_options_initializer;
-    init.do_openssl_init = 1;
-    MQTTAsync_global_init(&init);
+    struct swarm_config sc = {
+        .port = o.port,
+        .keepalive_s = FLEET_KEEPALIVE_S,
+        .connect_rate = o.connect_rate,
+        .cb = {.on_up = on_up, .on_message = on_message, .on_ack = on_ack},
+    };
+    snprintf(sc.host, sizeof sc.host, "%s", o.host);
+    swarm = swarm_new(&sc, n_nodes);
+    heap = calloc((size_t)n_nodes, sizeof *heap);
+    if (!swarm || !heap) {
+        log_error("cannot set up %d nodes: %s", n_nodes, strerror(errno));
+        return 1;
+    }
 
+    /* Every live node joins the connection queue now; the swarm opens the
+     * connections at --connect-rate. Readings start at a per-node offset
+     * within one interval, so the load is even from the start. */
     int64_t start = clock_mono_ms();
     double per_node_interval = o.rate > 0 ? (double)n_nodes / o.rate : o.interval_s;
-    int started = 0, live = 0;
-    unsigned tick = 0;
+    int64_t interval_ms = (int64_t)fmax(1.0, per_node_interval * 1000);
+    for (int i = 0; i < n_nodes; i++) {
+        struct node *n = &nodes[i];
+        if (n->dead)
+            continue;
+        n->next_reading_ms = start + (int64_t)(per_node_interval * 1000 * hash01((unsigned)i));
+        heap_push(i);
+        if (swarm_start(swarm, i, n->id, n->password, n->status_topic, n->will) < 0)
+            return 1;
+    }
+
     int64_t next_progress = start;
     while (!stop_requested) {
-        double t = now_s(start);
+        int64_t now = clock_mono_ms();
+        double t = (double)(now - start) / 1000.0;
         if (o.duration_s > 0 && t >= o.duration_s)
             break;
-        /* Connect in waves so the broker is not flooded. */
-        int due = (int)fmin((double)n_nodes, t * o.connect_rate + o.connect_rate / 20.0);
-        for (; started < due; started++) {
-            struct node *n = &nodes[started];
-            n->next_reading_ms =
-                clock_mono_ms() + (int64_t)(per_node_interval * 1000 * hash01((unsigned)started));
-            if (n->dead)
-                continue;
-            if (node_start(n, o.broker) == 0)
-                live++;
-        }
-        int64_t now = clock_mono_ms();
-        for (int i = 0; i < started; i++) {
-            struct node *n = &nodes[i];
-            if (n->dead || !n->client)
-                continue;
-            run_fire(n, t, tick);
-            if (now >= n->next_reading_ms) {
-                n->next_reading_ms += (int64_t)(per_node_interval * 1000);
-                if (n->next_reading_ms < now)
-                    n->next_reading_ms = now + (int64_t)(per_node_interval * 1000);
-                if (!n->low_batt)
-                    n->batt = fmax(20.5, n->batt - 0.001);
-                else
-                    n->batt = fmax(5, n->batt - 0.01);
-                if (atomic_load(&n->connected))
-                    send_reading(n, t, tick);
-            }
+        unsigned tick = (unsigned)((now - start) / 50); /* the noise model's 50 ms step */
+        for (int i = 0; i < n_fires; i++)
+            run_fire(&nodes[fires[i]], t, tick);
+        /* Due readings. An interval shorter than the tick means several
+         * readings per node per tick; a node that fell further behind than
+         * two ticks skips ahead rather than bursting. */
+        for (long sent = 0; heap_len > 0 && sent < FLEET_CATCHUP * (long)n_nodes; sent++) {
+            struct node *n = &nodes[heap[0]];
+            if (n->next_reading_ms > now)
+                break;
+            n->next_reading_ms += interval_ms;
+            if (n->next_reading_ms + 2 * FLEET_TICK_MS < now)
+                n->next_reading_ms = now + interval_ms;
+            if (!n->low_batt)
+                n->batt = fmax(20.5, n->batt - 0.001);
+            else
+                n->batt = fmax(5, n->batt - 0.01);
+            /* Offline, a node sends no QoS 0 readings; with its socket full,
+             * it drops them rather than queueing without bound. */
+            if (swarm_is_up(swarm, heap[0]) && swarm_is_backlogged(swarm, heap[0]))
+                n_dropped++;
+            else
+                send_reading(n, t, tick);
+            heap_sift_top();
         }
         if (!o.quiet && now >= next_progress) {
+            struct swarm_stats st;
+            swarm_get_stats(swarm, &st);
             fprintf(
                 stderr, "\rfleet: %ld/%d connected, %ld readings, %ld events (%ld acked), %ld failed, %.0fs ",
-                atomic_load(&n_connected), live, atomic_load(&n_readings), atomic_load(&n_events),
-                atomic_load(&n_events_acked), atomic_load(&n_send_failed) + atomic_load(&n_conn_failed), t);
+                st.up, live, n_readings, n_events, n_events_acked, n_send_failed + st.connect_failures, t);
             next_progress = now + 1000;
         }
-        tick++;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        int64_t wait = FLEET_TICK_MS - (clock_mono_ms() - now);
+        if (swarm_run(swarm, wait > 0 ? (int)wait : 0) < 0)
+            break;
     }
-    double secs = now_s(start);
+    double secs = (double)(clock_mono_ms() - start) / 1000.0;
     if (!o.quiet)
         fputc('\n', stderr);
-    log_info("stopping %d nodes", live);
-    for (int i = 0; i < started; i++)
-        node_stop(&nodes[i]);
-    /* Give the goodbyes a moment to leave, bounded. */
-    int64_t deadline = clock_mono_ms() + 2000;
-    while (clock_mono_ms() < deadline) {
-        bool pending = false;
-        for (int i = 0; i < started && !pending; i++)
-            if (nodes[i].client && MQTTAsync_isConnected(nodes[i].client))
-                pending = true;
-        if (!pending)
-            break;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    for (int i = 0; i < started; i++)
-        if (nodes[i].client)
-            MQTTAsync_destroy(&nodes[i].client);
+    struct swarm_stats st;
+    swarm_get_stats(swarm, &st);
+    long connected = st.up;
+    log_info("stopping %d nodes (%ld connected)", live, connected);
+    int64_t t0 = clock_mono_ms();
+    int clean = swarm_shutdown(swarm, FLEET_SHUTDOWN_MS, on_goodbye);
+    log_info("%d nodes said goodbye in %.2f s", clean, (double)(clock_mono_ms() - t0) / 1000.0);
+    swarm_get_stats(swarm, &st);
+    swarm_free(swarm);
     if (o.stats[0])
-        write_stats(o.stats, secs);
-    log_info("sent %ld readings and %ld events (%ld acknowledged) in %.1f s", atomic_load(&n_readings),
-             atomic_load(&n_events), atomic_load(&n_events_acked), secs);
+        write_stats(o.stats, secs, connected, &st);
+    log_info("sent %ld readings and %ld events (%ld acknowledged) in %.1f s", n_readings, n_events,
+             n_events_acked, secs);
+    free(heap);
     free(nodes);
     return 0;
 }

@@ -36,7 +36,7 @@ const RANK = { verifying: 0, alarm: 1, acknowledged: 2, cleared: 3, dismissed: 3
 
 function learn(id, fields) {
   const old = state.known.get(id);
-  if (!old || RANK[fields.state] >= RANK[old.state]) state.known.set(id, { ...old, ...fields });
+  if (!old || RANK[fields.state] >= RANK[old.state]) state.known.set(id, { ...old, ...fields, at: Date.now() });
 }
 
 /* Applies what we know to rows read from the database. */
@@ -215,6 +215,7 @@ async function startApp(me) {
   $('login').hidden = true;
   $('app').hidden = false;
   $('whoami').textContent = me.user + ' · ' + t('role.' + me.role);
+  $('tab-tech').hidden = me.role !== 'technician' && me.role !== 'admin';
   selectView(location.hash.replace('#', '') || state.view);
   await refresh();
   stream.start();
@@ -247,10 +248,20 @@ async function refresh() {
   if (zones.ok) state.zones = zones.data.zones;
   if (hh.ok) state.households = hh.data.households;
   if (nodes.ok) state.nodes = nodes.data.nodes;
-  if (act.ok) state.active = merge(act.data.incidents).filter((i) => RANK[i.state] < 3);
+  if (act.ok) {
+    const rows = merge(act.data.incidents);
+    /* The hub writes its database in batches (a fraction of a second), so an
+     * incident the stream just announced may not be there yet: keep it. */
+    for (const a of state.active) {
+      const k = state.known.get(a.id);
+      if (!rows.some((r) => r.id === a.id) && k && RANK[k.state] < 3 && Date.now() - k.at < 10000) rows.unshift(a);
+    }
+    state.active = rows.filter((i) => RANK[i.state] < 3);
+  }
   if (hist.ok) state.history = merge(hist.data.incidents);
   if (rd.ok) state.readiness = rd.data.sites;
   if (tr.ok) state.troubles = tr.data.troubles;
+  if (state.view === 'tech') loadTech();
   renderAll();
 }
 
@@ -612,15 +623,65 @@ function drawChart(d, from, to) {
   d.t.forEach((ms, i) => { if (d.smoke[i]) g.fillRect(x(ms) - 1, pad.t + ph - 6, 3, 6); });
 }
 
+/* --- Technician ------------------------------------------------------------- */
+
+/* GET /api/v1/tech: problems by household, each with what to do. The
+ * advice is translated by problem kind; the API's English is the fallback. */
+async function loadTech() {
+  const r = await api('GET', '/tech');
+  if (!r.ok || !Array.isArray(r.data)) return;
+  const box = $('tech');
+  if (!r.data.length) {
+    box.replaceChildren(h('p', { class: 'muted' }, t('tech.none')));
+    return;
+  }
+  box.replaceChildren(...r.data.map((hh) => h('div', { class: 'tech-household', 'data-household': hh.household },
+    h('h3', {}, t('tech.household', { id: hh.household }), ' · ', zoneName(hh.zone)),
+    h('small', {}, [hh.address, hh.contact, hh.phone].filter((s) => s).join(' · ')),
+    h('ul', { class: 'plain' }, ...hh.problems.map((p) => {
+      const doKey = 'tech.do.' + p.problem;
+      return h('li', { 'data-node': p.node, 'data-problem': p.problem },
+        h('b', {}, p.node), ' ', h('span', { class: 'chip trouble' }, t('tech.kind.' + p.problem)), ' ',
+        h('small', {}, t('tech.since', { time: fmtAgo(p.since_ms) }), p.detail ? ' · ' + p.detail : ''),
+        p.problem === 'still_publishing' ? null
+          : h('button', { class: 'btn small', type: 'button', style: { 'margin-left': '0.5em' }, onclick: () => testNode(p.node) }, t('tech.test')),
+        h('div', {}, h('small', {}, state.strings[doKey] ? t(doKey) : p.action)));
+    })))));
+}
+
+/* POST /api/v1/nodes/<id>/test, then poll its outcome (the hub answers when
+ * the node's test event comes or the timeout passes). */
+async function testNode(node) {
+  const r = await api('POST', '/nodes/' + encodeURIComponent(node) + '/test', {});
+  if (r.status !== 202) {
+    toast(t('tech.refused', { node, msg: (r.data && r.data.error) || r.status }));
+    return;
+  }
+  toast(t('tech.testing', { node }));
+  const deadline = Date.now() + (r.data.timeout_s + 10) * 1000;
+  while (Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 1000));
+    const l = await api('GET', '/nodes/' + encodeURIComponent(node) + '/tests');
+    const last = l.ok && Array.isArray(l.data) ? l.data.find((x) => x.test === r.data.test) : null;
+    if (last && last.state !== 'running') {
+      toast(t(last.state === 'pass' ? 'tech.pass' : 'tech.fail', { node, reason: last.reason }));
+      refreshSoon();
+      return;
+    }
+  }
+}
+
 /* --- Views and start-up ---------------------------------------------------- */
 
 function selectView(v) {
-  if (!['area', 'nodes', 'incidents', 'readiness', 'report'].includes(v)) v = 'area';
+  if (!['area', 'nodes', 'incidents', 'readiness', 'report', 'tech'].includes(v)) v = 'area';
+  if (v === 'tech' && $('tab-tech').hidden) v = 'area';
   state.view = v;
   for (const b of document.querySelectorAll('.tabs button')) b.setAttribute('aria-selected', String(b.dataset.view === v));
   for (const s of document.querySelectorAll('.view')) s.hidden = s.id !== 'view-' + v;
   if (location.hash !== '#' + v) history.replaceState(null, '', '#' + v);
   if (v === 'nodes' && state.chart.node) loadChart();
+  if (v === 'tech') loadTech();
 }
 
 async function main() {

@@ -24,6 +24,7 @@
 
 #include "broker.h"
 #include "harness.h"
+#include "store.h"
 
 struct rig {
     struct tb_broker b;
@@ -96,7 +97,8 @@ static int rig_up(struct rig *r, const char *extra_conf)
     snprintf(r->log, sizeof r->log, "%s/hub.log", r->dir);
     char text[1024];
     snprintf(text, sizeof text,
-             "broker %s\ndatabase %s\nclient_id hub-test\nverify_s 2\nbatch_ms 20\nkeepalive_s 10\n%s\n",
+             "broker %s\ndatabase %s\nclient_id hub-test\nverify_s 2\nbatch_ms 20\nkeepalive_s 10\n"
+             "http_listen 127.0.0.1:0\n%s\n",
              r->b.url, r->db, extra_conf ? extra_conf : "");
     write_file(r->conf, text);
     static const char *const setup[] = {
@@ -178,6 +180,11 @@ static int hub_start(struct rig *r)
             dup2(fd, 2);
         }
         setenv("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0", 0);
+        /* make valgrind: FW_HUB_WRAPPER (valgrind and its options) runs the hub. */
+        const char *wrapper = getenv("FW_HUB_WRAPPER");
+        if (wrapper && *wrapper)
+            execl("/bin/sh", "sh", "-c", "exec $FW_HUB_WRAPPER \"$0\" --config \"$1\"",
+                  th_bin_path("firewatch-hub"), r->conf, (char *)NULL);
         execl(th_bin_path("firewatch-hub"), "firewatch-hub", "--config", r->conf, (char *)NULL);
         _exit(127);
     }
@@ -505,9 +512,10 @@ static void test_ctl_changes_apply_live(void)
     }
     CHECK_INT(ctl(&r, "zone add z9 --site s1", line, sizeof line), 0);
     CHECK_INT(ctl(&r, "household add h9 --zone z9", line, sizeof line), 0);
-    CHECK_INT(ctl(&r, "node add --household h9 --kind smoke", line, sizeof line), 0);
-    char node[600], topic[700];
-    snprintf(node, sizeof node, "%s", line);
+    /* node add prints the node's config; --json gives {"id":...} first. */
+    CHECK_INT(ctl(&r, "--json node add --household h9 --kind smoke", line, sizeof line), 0);
+    char node[600] = "", topic[700];
+    CHECK(sscanf(line, "{\"id\":\"%32[^\"]\"", node) == 1);
     CHECK(strncmp(node, "n-", 2) == 0);
     snprintf(topic, sizeof topic, "firewatch/v1/node/%s/event", node);
     /* Wait for the hub to reload, then alarm from the new node. */
@@ -742,7 +750,7 @@ static void test_ctl_users_backup_readiness(void)
     struct rig copy = r;
     snprintf(copy.db, sizeof copy.db, "%s", path);
     CHECK_INT(db_int(&copy, "SELECT count(*) FROM nodes"), 3);
-    CHECK_INT(db_int(&copy, "PRAGMA user_version"), 2);
+    CHECK_INT(db_int(&copy, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     CHECK(hub_stop(&r, SIGTERM));
     rig_down(&r);
 }

@@ -28,7 +28,7 @@ static void test_example_parses_to_defaults(void)
     CHECK_STR(cfg.broker, "tcp://127.0.0.1:1883");
     CHECK_INT(cfg.retention_days, 14);
     CHECK_INT(cfg.verify_s, 20);
-    CHECK_STR(cfg.http_listen, "0.0.0.0:8080");
+    CHECK_STR(cfg.http_listen, "127.0.0.1:8080");
     CHECK_STR(cfg.notify_command, "");
 }
 

@@ -1,0 +1,131 @@
+#!/bin/bash
+# make bench: Firewatch's numbers, each beside a baseline measured in the
+# same run on the same machine (docs/benchmarks.md explains the method).
+#
+#   ingest    readings/s the hub commits to SQLite  vs  readings/s a bare
+#             subscriber receives from the same broker under the same load
+#   latency   node alarm event -> zone alarm at a subscriber (p50/p99/max),
+#             with 10,000 nodes reporting, vs the broker's own QoS 1 echo
+#   memory    hub resident set with 10,000 nodes  vs  the idle hub
+#   api       dashboard queries p50/p99 (when the hub serves HTTP)
+#
+# Results: a table on stdout and build/bench/results.json.
+# Knobs (environment): BENCH_NODES (10000), BENCH_INTERVAL_S (10),
+# BENCH_INGEST_RATE (20000), BENCH_INGEST_S (20), BENCH_PROBES (200).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODES=${BENCH_NODES:-10000}
+INTERVAL=${BENCH_INTERVAL_S:-10}
+INGEST_RATE=${BENCH_INGEST_RATE:-20000}
+INGEST_S=${BENCH_INGEST_S:-20}
+PROBES=${BENCH_PROBES:-200}
+LOADERS=1000 # extra nodes that carry the ingest load
+
+OUT=build/rel
+B=$PWD/$OUT/bin
+RUN=$PWD/build/bench
+PY=/usr/bin/python3
+
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+# shellcheck source=scripts/lib/stack.sh
+. scripts/lib/stack.sh
+
+make --no-print-directory -s OUT=$OUT all $OUT/bin/bench-sub $OUT/bin/bench-probe >&2
+start_stack
+
+# --- 10,000 nodes reporting ----------------------------------------------
+say "starting $NODES simulated nodes (interval ${INTERVAL}s)"
+$B/firewatch-fleet -b "$URL" -n "$NODES" --prefix n -i "$INTERVAL" --connect-rate 1000 -q \
+    --stats "$RUN/fleet.json" 2>"$RUN/fleet.log" &
+FLEET=$!
+pids+=($FLEET)
+online() { [ "$(sqlite3 "$RUN/hub.db" "SELECT count(*) FROM nodes WHERE online = 1 AND id LIKE 'n-%'")" -ge $((NODES * 99 / 100)) ]; }
+wait_for 600 "$NODES nodes online at the hub" online
+sleep $((2 * INTERVAL))
+RSS_FLEET=$(rss_kb $HUB)
+say "hub with $NODES nodes: $((RSS_FLEET / 1024)) MB resident"
+
+# --- alarm latency under that load --------------------------------------
+say "alarm latency: $PROBES immediate escalations (heat_fixed)"
+$B/bench-probe -b "$URL" -f "$RUN/probes-fixed.txt" -c heat_fixed -g 50 -o "$RUN/latency-fixed.json" || true
+# Each windowed sample waits out the 2 s window, so fewer of them.
+WINDOWED=$((PROBES < 50 ? PROBES : 50))
+head -n "$WINDOWED" "$RUN/probes-window.txt" >"$RUN/probes-window-used.txt"
+say "alarm latency: $WINDOWED windowed escalations (heat_ror, 2 s window)"
+$B/bench-probe -b "$URL" -f "$RUN/probes-window-used.txt" -c heat_ror -w 2000 -g 20 -o "$RUN/latency-window.json" ||
+    true
+RSS_PEAK=$(hwm_kb $HUB)
+
+# --- ingest: the hub against a bare subscriber, same load, same time ------
+say "ingest: $LOADERS nodes offering ${INGEST_RATE} readings/s for ${INGEST_S}s"
+before=$(sqlite3 "$RUN/hub.db" "SELECT count(*) FROM readings WHERE node_id LIKE 'ld-%'")
+# The subscriber counts the load nodes' readings only, as the hub count does.
+$B/bench-sub -b "$URL" -t 'firewatch/v1/node/+/reading' -m /ld- -d $((INGEST_S + 15)) -o "$RUN/sub.json" \
+    2>/dev/null &
+SUB=$!
+pids+=($SUB)
+sleep 2
+$B/firewatch-fleet -b "$URL" -n "$LOADERS" --prefix ld --rate "$INGEST_RATE" -d "$INGEST_S" -q \
+    --stats "$RUN/load.json" 2>"$RUN/load.log"
+# Let the hub drain its batches, then count what it committed.
+prev=-1
+for _ in $(seq 1 30); do
+    cur=$(sqlite3 "$RUN/hub.db" "SELECT count(*) FROM readings WHERE node_id LIKE 'ld-%'")
+    [ "$cur" = "$prev" ] && break
+    prev=$cur
+    sleep 1
+done
+committed=$((cur - before))
+wait $SUB || true
+printf '{"committed":%d}\n' "$committed" >"$RUN/hub-ingest.json"
+
+# --- results --------------------------------------------------------------
+$PY - "$RUN" "$RSS_IDLE" "$RSS_FLEET" "$RSS_PEAK" "$NODES" "$INGEST_S" <<'EOF'
+import json, sys, os, platform
+run, rss_idle, rss_fleet, rss_peak, nodes, ingest_s = sys.argv[1], *map(int, sys.argv[2:])
+def load(name):
+    try:
+        return json.load(open(os.path.join(run, name)))
+    except Exception:
+        return {}
+sub, hub, load_ = load("sub.json"), load("hub-ingest.json"), load("load.json")
+fixed, window = load("latency-fixed.json"), load("latency-window.json")
+received = sub.get("received", 0)
+committed = hub.get("committed", 0)
+sub_rate = sub.get("per_second", 0.0)
+secs = sub.get("seconds", 0) or 1
+hub_rate = committed / secs if secs else 0
+ratio = committed / received if received else 0
+res = {
+    "machine": {"cpus": os.cpu_count(), "kernel": platform.release()},
+    "ingest": {"offered": load_.get("readings"), "subscriber_received": received,
+               "hub_committed": committed, "subscriber_per_s": sub_rate, "hub_per_s": round(hub_rate, 1),
+               "ratio": round(ratio, 3), "target_ratio": 0.8},
+    "latency_immediate": fixed, "latency_windowed": window,
+    "memory": {"nodes": nodes, "hub_idle_mb": round(rss_idle / 1024, 1),
+               "hub_with_nodes_mb": round(rss_fleet / 1024, 1), "hub_peak_mb": round(rss_peak / 1024, 1),
+               "ratio_to_idle": round(rss_fleet / rss_idle, 2) if rss_idle else None, "target_mb": 64},
+}
+json.dump(res, open(os.path.join(run, "results.json"), "w"), indent=2)
+def lat(d, key):
+    v = d.get(key, {})
+    return "%7.2f %7.2f %7.2f" % (v.get("p50_ms", -1), v.get("p99_ms", -1), v.get("max_ms", -1)) if v else "   (no data)"
+print()
+print("%-34s %14s %14s %8s  %s" % ("figure", "firewatch", "baseline", "ratio", "target"))
+print("%-34s %14.0f %14.0f %8.3f  %s" % ("ingest readings/s (hub vs sub)", hub_rate, sub_rate, ratio, ">= 0.8"))
+print("%-34s %14d %14d" % ("  readings committed / received", committed, received))
+print("%-34s %s" % ("alarm latency ms p50/p99/max", ""))
+print("%-34s %s   baseline %s   (target p99 < 25)" % ("  immediate (heat_fixed)", lat(fixed, "alarm"), lat(fixed, "baseline")))
+print("%-34s %s   baseline %s   (beyond the window)" % ("  windowed (heat_ror)", lat(window, "alarm"), lat(window, "baseline")))
+print("%-34s %14.1f %14.1f %8.2f  %s" % ("hub resident MB (%d nodes vs idle)" % nodes, rss_fleet / 1024, rss_idle / 1024,
+      rss_fleet / rss_idle if rss_idle else 0, "< 64 MB"))
+print("%-34s %14.1f" % ("  hub peak resident MB", rss_peak / 1024))
+print()
+print("results: %s/results.json" % run)
+EOF
