@@ -631,7 +631,7 @@ int main(int argc, char **argv)
         case SCRIPT_OFFLINE: n->dead = true; break;
         case SCRIPT_LOW_BATTERY:
             n->low_batt = true;
-            n->batt = 22;
+            n->batt = 19; /* already under the 20 % trouble threshold, and falling */
             break;
         }
     }
@@ -700,7 +700,7 @@ int main(int argc, char **argv)
             if (!n->low_batt)
                 n->batt = fmax(20.5, n->batt - 0.001);
             else
-                n->batt = fmax(5, n->batt - 0.01);
+                n->batt = fmax(5, n->batt - 0.05);
             /* Offline, a node sends no QoS 0 readings; with its socket full,
              * it drops them rather than queueing without bound. */
             if (swarm_is_up(swarm, heap[0]) && swarm_is_backlogged(swarm, heap[0]))
