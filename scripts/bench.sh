@@ -7,11 +7,16 @@
 #   latency   node alarm event -> zone alarm at a subscriber (p50/p99/max),
 #             with 10,000 nodes reporting, vs the broker's own QoS 1 echo
 #   memory    hub resident set with 10,000 nodes  vs  the idle hub
-#   api       dashboard queries p50/p99 (when the hub serves HTTP)
+#   api       dashboard queries p50/p99/max with 10,000 nodes and 30 days of
+#             history, vs GET /api/v1/health on the same connection
+#   stream    an escalation reaching 200 live stream (SSE) clients, vs the
+#             same publish reaching an MQTT subscriber as the zone alarm
 #
 # Results: a table on stdout and build/bench/results.json.
 # Knobs (environment): BENCH_NODES (10000), BENCH_INTERVAL_S (10),
-# BENCH_INGEST_RATE (20000), BENCH_INGEST_S (20), BENCH_PROBES (200).
+# BENCH_INGEST_RATE (20000), BENCH_INGEST_S (20), BENCH_PROBES (200),
+# BENCH_HISTORY_DAYS (30), BENCH_API_REQUESTS (800), BENCH_STREAM_CLIENTS
+# (200), BENCH_STREAM_TRIALS (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +26,13 @@ INGEST_RATE=${BENCH_INGEST_RATE:-20000}
 INGEST_S=${BENCH_INGEST_S:-20}
 PROBES=${BENCH_PROBES:-200}
 LOADERS=1000 # extra nodes that carry the ingest load
+HISTORY_DAYS=${BENCH_HISTORY_DAYS:-30}
+HISTORY_SAMPLE=200 # nodes with raw readings and 5-minute rollups for the last day
+API_REQUESTS=${BENCH_API_REQUESTS:-800}
+STREAM_CLIENTS=${BENCH_STREAM_CLIENTS:-200}
+STREAM_TRIALS=${BENCH_STREAM_TRIALS:-5}
+API_USER=bench
+API_PASSWORD=bench-password-$$
 
 OUT=build/rel
 B=$PWD/$OUT/bin
@@ -36,7 +48,7 @@ trap cleanup EXIT INT TERM
 # shellcheck source=scripts/lib/stack.sh
 . scripts/lib/stack.sh
 
-make --no-print-directory -s OUT=$OUT all $OUT/bin/bench-sub $OUT/bin/bench-probe >&2
+make --no-print-directory -s OUT=$OUT all $OUT/bin/bench-sub $OUT/bin/bench-probe $OUT/bin/bench-http >&2
 start_stack
 
 # --- 10,000 nodes reporting ----------------------------------------------
@@ -61,6 +73,24 @@ say "alarm latency: $WINDOWED windowed escalations (heat_ror, 2 s window)"
 $B/bench-probe -b "$URL" -f "$RUN/probes-window-used.txt" -c heat_ror -w 2000 -g 20 -o "$RUN/latency-window.json" ||
     true
 RSS_PEAK=$(hwm_kb $HUB)
+
+# --- dashboard API with that history ------------------------------------
+printf '%s\n' "$API_PASSWORD" | $B/firewatchctl -c "$RUN/hub.conf" user add "$API_USER" --role admin >/dev/null
+say "api: $API_REQUESTS dashboard queries, each followed by GET /api/v1/health (baseline)"
+$B/bench-http -p "$HTTP_PORT" -u "$API_USER" -P "$API_PASSWORD" -m api -n "$API_REQUESTS" -s bench -N "$NODES" \
+    -f "$RUN/history-nodes.txt" -o "$RUN/api.json" || true
+
+# --- live stream fan-out ------------------------------------------------
+# Probe nodes the windowed phase left unused, one per trial (fresh zones).
+unused=$((PROBES - WINDOWED))
+tail -n "$((unused < STREAM_TRIALS ? unused : STREAM_TRIALS))" "$RUN/probes-window.txt" >"$RUN/probes-stream.txt"
+if [ "$unused" -gt 0 ]; then
+    say "stream: $STREAM_CLIENTS SSE clients, $(wc -l <"$RUN/probes-stream.txt") escalations"
+    $B/bench-http -p "$HTTP_PORT" -u "$API_USER" -P "$API_PASSWORD" -m stream -b "$URL" -c "$STREAM_CLIENTS" \
+        -f "$RUN/probes-stream.txt" -o "$RUN/stream.json" || true
+else
+    say "stream: skipped, no unused probe node (BENCH_PROBES > 50 needed)"
+fi
 
 # --- ingest: the hub against a bare subscriber, same load, same time ------
 say "ingest: $LOADERS nodes offering ${INGEST_RATE} readings/s for ${INGEST_S}s"
@@ -96,6 +126,7 @@ def load(name):
         return {}
 sub, hub, load_ = load("sub.json"), load("hub-ingest.json"), load("load.json")
 fixed, window = load("latency-fixed.json"), load("latency-window.json")
+api, stream = load("api.json"), load("stream.json")
 received = sub.get("received", 0)
 committed = hub.get("committed", 0)
 sub_rate = sub.get("per_second", 0.0)
@@ -108,6 +139,7 @@ res = {
                "hub_committed": committed, "subscriber_per_s": sub_rate, "hub_per_s": round(hub_rate, 1),
                "ratio": round(ratio, 3), "target_ratio": 0.8},
     "latency_immediate": fixed, "latency_windowed": window,
+    "api": dict(api, target_p99_ms=50), "stream": dict(stream, target_ms=100),
     "memory": {"nodes": nodes, "hub_idle_mb": round(rss_idle / 1024, 1),
                "hub_with_nodes_mb": round(rss_fleet / 1024, 1), "hub_peak_mb": round(rss_peak / 1024, 1),
                "ratio_to_idle": round(rss_fleet / rss_idle, 2) if rss_idle else None, "target_mb": 64},
@@ -126,6 +158,17 @@ print("%-34s %s   baseline %s   (beyond the window)" % ("  windowed (heat_ror)",
 print("%-34s %14.1f %14.1f %8.2f  %s" % ("hub resident MB (%d nodes vs idle)" % nodes, rss_fleet / 1024, rss_idle / 1024,
       rss_fleet / rss_idle if rss_idle else 0, "< 64 MB"))
 print("%-34s %14.1f" % ("  hub peak resident MB", rss_peak / 1024))
+print("%-34s %s   baseline %s   (target p99 < 50)" % ("api ms p50/p99/max, all queries", lat(api, "overall"),
+      lat(api, "baseline")))
+for name, v in api.get("routes", {}).items():
+    print("%-34s %s" % ("  " + name, lat(api.get("routes"), name)))
+if stream:
+    print("%-34s %7.2f %7.2f %7s   baseline %7.2f   (target < 100; %d/%d clients, %d trials, %d missing)" % (
+          "stream ms p50/last client (worst)", stream.get("stream_p50_ms", -1), stream.get("stream_last_ms", -1), "",
+          stream.get("baseline_mqtt_ms", -1), stream.get("connected", 0), stream.get("clients", 0),
+          stream.get("trials_n", 0), stream.get("missing", 0)))
+else:
+    print("%-34s %s" % ("stream ms", "   (no data)"))
 print()
 print("results: %s/results.json" % run)
 EOF
