@@ -805,6 +805,11 @@ static bool acks_reached(void *arg)
     return atomic_load(&w->p->acked) + atomic_load(&w->p->failed) >= w->want;
 }
 
+static bool paho_gone(void *client)
+{
+    return !MQTTAsync_isConnected(client);
+}
+
 static void test_kill9_loses_no_acknowledged_event(void)
 {
     struct rig r;
@@ -877,7 +882,10 @@ static void test_kill9_loses_no_acknowledged_event(void)
     CHECK(!log_has(&r, "reused boot"));
 
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
-    MQTTAsync_disconnect(p.client, &d);
+    /* Disconnect is asynchronous: let it finish before destroy frees the
+     * client under paho's threads. */
+    if (MQTTAsync_disconnect(p.client, &d) == MQTTASYNC_SUCCESS)
+        th_wait_until(paho_gone, p.client, 3000);
     MQTTAsync_destroy(&p.client);
     CHECK(hub_stop(&r, SIGTERM));
     /* How many redeliveries the restarted hub recognised (for the log). */
