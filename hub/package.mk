@@ -7,7 +7,8 @@
 #     and the dashboard's files (`install` depends on it);
 #   - `deb`: the firewatch-hub and firewatch-node Debian packages, built with
 #     dpkg-deb from staged trees under build/deb/ (packaging/debian/ holds
-#     their control files and maintainer scripts). docs/packaging.md.
+#     their control files and maintainer scripts), natively or cross-built
+#     with CROSS_SYSROOT. docs/packaging.md.
 #
 # Read after hub/module.mk (name order). The generic test rule in
 # tests/module.mk links every .o prerequisite, so objects are named as
@@ -25,7 +26,10 @@ $(OUT)/tests/cap/test_hadisc: $(OUT)/obj/hub/hadisc.o $(OUT)/obj/tests/broker/cl
 $(CAP_TESTS): TEST_EXTRA_LIBS = $(LIB_PAHO) $(HUB_CAP_LIBS)
 
 TEST_BINS += $(CAP_TESTS)
-TEST_SCRIPTS += tests/cap/test_package.sh
+# test_cross.sh: the node cross-built for arm64 and armhf (build/cross-*);
+# test_deb_install.sh: both packages installed in a debootstrapped bookworm
+# and their services started (build/rel-deb, build/deb-install; root only).
+TEST_SCRIPTS += tests/cap/test_package.sh tests/cap/test_cross.sh tests/cap/test_deb_install.sh
 CHECK_SRCS += $(HUB_CAP_SRCS) $(HUB_CAP_HDRS) tests/cap/test_cap.c tests/cap/test_hadisc.c
 
 # ---- install-data -------------------------------------------------------------
@@ -134,6 +138,17 @@ $(DEB_NODE): $(DEB_NODE_BINS) $(MAN5_PAGES) $(MAN8_PAGES) $(wildcard $(DEB_SRC)/
 
 deb: $(DEB_HUB) $(DEB_NODE)
 	@ls -l $(DEB_HUB) $(DEB_NODE)
+
+# Cross builds (docs/packaging.md, tests/cap/test_cross.sh): CROSS_SYSROOT
+# names a directory holding the target's library packages unpacked
+# (scripts/deps.sh makes build/cross-sysroot/arm64 and armhf). Its headers
+# come before the build machine's /usr/include, and the linker finds the
+# target's libraries, and the ones they need, in its multiarch directory.
+ifneq ($(CROSS_SYSROOT),)
+CROSS_TRIPLET := $(shell $(CC) -dumpmachine)
+ALL_CFLAGS += -isystem $(CROSS_SYSROOT)/usr/include
+ALL_LDFLAGS += -L$(CROSS_SYSROOT)/usr/lib/$(CROSS_TRIPLET) -Wl,-rpath-link,$(CROSS_SYSROOT)/usr/lib/$(CROSS_TRIPLET)
+endif
 
 # One package only (a cross build of the node needs none of the hub's libraries).
 .PHONY: deb-hub deb-node

@@ -173,8 +173,8 @@ else
     sed 's/^/#   /' "$tmp/deb.log" | tail -20
 fi
 arch=$(dpkg --print-architecture)
-hubdeb=$(ls "$debdir"/firewatch-hub_*_"$arch".deb 2>/dev/null | head -1)
-nodedeb=$(ls "$debdir"/firewatch-node_*_"$arch".deb 2>/dev/null | head -1)
+hubdeb=$(find "$debdir" -maxdepth 1 -name "firewatch-hub_*_$arch.deb" 2>/dev/null | head -1)
+nodedeb=$(find "$debdir" -maxdepth 1 -name "firewatch-node_*_$arch.deb" 2>/dev/null | head -1)
 
 # elf_arch FILE: the Debian architecture of an ELF file.
 elf_arch() {
@@ -237,7 +237,7 @@ Architecture: $arch" ]; then ok "$pkg: control Package and Architecture"; else
             # is in libc6 and, with multilib, libc6-i386 too).
             libpkg=$(dpkg -S "*/$lib" 2>/dev/null | sed 's/: .*//; s/, /\n/g' | sed 's/:.*//' | sort -u)
             printf '%s\n' "$libpkg" | grep -qxF -f <(dpkg-deb -f "$deb" Depends | tr ',' '\n' |
-                sed 's/^ *//; s/ .*//') || bad="$bad $prog:$lib($(printf '%s ' $libpkg))"
+                sed 's/^ *//; s/ .*//') || bad="$bad $prog:$lib(${libpkg//$'\n'/ })"
         done
     done
     if [ -z "$bad" ]; then ok "$pkg: programs are $arch, 0755, and every NEEDED library is in Depends"; else
@@ -286,6 +286,7 @@ for c in adduser addgroup chown deb-systemd-helper deb-systemd-invoke systemctl 
     printf '#!/bin/sh\necho "%s $*" >>"%s"\nexit 0\n' "$c" "$calls" >"$stubs/$c"
 done
 printf '#!/bin/sh\necho "getent $*" >>"%s"\nexit 2\n' "$calls" >"$stubs/getent"
+# shellcheck disable=SC2016 # $* and ${NODE_CHECK_RC} belong to the stub
 printf '#!/bin/sh\necho "firewatch-node $*" >>"%s"\nexit ${NODE_CHECK_RC:-1}\n' "$calls" >"$stubs/firewatch-node"
 chmod 0755 "$stubs"/*
 run_script() { # run_script PKG SCRIPT ARGS...
