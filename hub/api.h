@@ -93,6 +93,7 @@ struct http_server {
     char public_url[260]; /* CAP web_base: ends in '/', or empty */
     char cap_sender[136];
     char cap_sender_name[136];
+    bool regional; /* mode regional: the region routes are the view */
     size_t body_max;
     /* read-only connection pool */
     pthread_mutex_t pool_mu;
@@ -231,6 +232,11 @@ int api_token_identity(struct http_server *srv, const char *token, struct auth_i
 /* api_cap.c: CAP 1.2 alerts (docs/cap.md) */
 void api_incident_cap(struct api_req *rq, struct api_reply *rp);
 void api_cap_feed(struct api_req *rq, struct api_reply *rp);
+
+/* api_region.c: a regional hub's view of its areas (docs/federation.md) */
+void api_region(struct api_req *rq, struct api_reply *rp);
+void api_region_incidents(struct api_req *rq, struct api_reply *rp);
+void api_region_cap(struct api_req *rq, struct api_reply *rp);
 
 /* api_tech.c: commissioning tests and the technician's view */
 void api_node_test(struct api_req *rq, struct api_reply *rp);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "capdb.h"
 #include "log.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -86,8 +87,7 @@ static const char *const query_sql[Q_COUNT] = {
         "SELECT id, zone_id, origin_node, state, cause, drill, opened_ms, escalated_ms, "
         "acked_ms, acked_by, cleared_ms, cleared_by, opened_by, nodes FROM incidents WHERE (?1 = 0 "
         "OR id < ?1) AND (?3 IS NULL OR zone_id = ?3) ORDER BY id DESC LIMIT ?2",
-    [Q_INC_GET] = "SELECT id, zone_id, origin_node, state, cause, drill, opened_ms, escalated_ms, acked_ms, "
-                  "acked_by, cleared_ms, cleared_by, opened_by, nodes FROM incidents WHERE id = ?1",
+    [Q_INC_GET] = CAPDB_SQL_INCIDENT,
     [Q_TIMELINE] =
         "SELECT ts_ms, what, who, node_id, detail FROM timeline WHERE incident_id = ?1 ORDER BY id",
     [Q_TROUBLES] = "SELECT t.id, t.node_id, COALESCE(h.zone_id, ''), COALESCE(n.household_id, ''), t.kind, "
@@ -131,12 +131,9 @@ static const char *const query_sql[Q_COUNT] = {
     /* CAP (api_cap.c): the zone's and site's names, the origin's address,
      * the zone's household positions, and the feed's incidents (open, or
      * closed since ?1). */
-    [Q_CAP_ZONE] = "SELECT z.name, COALESCE(s.name, '') FROM zones z LEFT JOIN sites s ON s.id = z.site_id "
-                   "WHERE z.id = ?1",
-    [Q_CAP_ADDRESS] =
-        "SELECT h.address FROM nodes n JOIN households h ON h.id = n.household_id WHERE n.id = ?1",
-    [Q_CAP_POINTS] = "SELECT lat, lon FROM households WHERE zone_id = ?1 AND lat IS NOT NULL AND lon IS NOT "
-                     "NULL ORDER BY id LIMIT 100000",
+    [Q_CAP_ZONE] = CAPDB_SQL_ZONE,
+    [Q_CAP_ADDRESS] = CAPDB_SQL_ADDRESS,
+    [Q_CAP_POINTS] = CAPDB_SQL_POINTS,
     [Q_CAP_FEED] = "SELECT id FROM incidents WHERE state NOT IN ('cleared', 'dismissed') OR cleared_ms >= ?1 "
                    "ORDER BY id DESC LIMIT 200",
 };

@@ -98,6 +98,7 @@ void api_health(struct api_req *rq, struct api_reply *rp)
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "status", "ok");
     cJSON_AddStringToObject(doc, "lang", rq->srv->lang);
+    cJSON_AddStringToObject(doc, "mode", rq->srv->regional ? "regional" : "area");
     cJSON_AddNumberToObject(doc, "time_ms", (double)api_now_ms());
     struct api_db *db = api_db_get(rq->srv);
     int rc = sqlite3_exec(db->db, "SELECT 1 FROM sites LIMIT 1", NULL, NULL, NULL);
@@ -583,6 +584,10 @@ static void incident_action(struct api_req *rq, struct api_reply *rp, enum http_
     case -EPERM:
         status = 409;
         fallback = "not possible in the incident's current state";
+        break;
+    case -EROFS:
+        status = 403;
+        fallback = "this is a regional hub, a read-only view: act on the area's own hub";
         break;
     case -EBUSY:
         status = 409;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "brokercfg_internal.h"
+#include "fed.h"
 #include "firewatch/protocol.h"
 
 /* QoS 1 messages a node causes per hour in the hub's queue (events and
@@ -108,7 +109,10 @@ int brokercfg_atomic_commit(struct brokercfg_atomic *a)
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     struct stat old;
-    if (rc == 0 && stat(a->path, &old) == 0) {
+    if (rc == 0 && a->set_owner) {
+        if (fchown(fd, a->uid, a->gid) != 0)
+            rc = -errno;
+    } else if (rc == 0 && stat(a->path, &old) == 0) {
         /* Keep the owner: a file chowned to the broker's account stays readable by it. */
         struct stat cur;
         if (fstat(fd, &cur) != 0)
@@ -256,6 +260,36 @@ static bool covers_loopback(const char *a)
            strcmp(a, "localhost") == 0;
 }
 
+/* Splits "host:port" (the host an IP literal or a name, the port 1-65535). */
+static bool host_port_ok(const char *s)
+{
+    if (!s || strlen(s) > 300)
+        return false;
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return false;
+    char host[301];
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+        return false;
+    return address_ok(host);
+}
+
+static int bridge_check(const struct brokercfg_bridge *b)
+{
+    if (!b || !b->area || !fw_id_valid(b->area) || !host_port_ok(b->address))
+        return -EINVAL;
+    if (!brokercfg_token_ok(b->password) || strlen(b->password) > BROKERCFG_PASSWORD_MAX)
+        return -EINVAL;
+    if (b->cafile && *b->cafile && !path_ok(b->cafile))
+        return -EINVAL;
+    return 0;
+}
+
 static int options_check(const struct brokercfg_options *o)
 {
     if (!o || !path_ok(o->password_file) || !path_ok(o->acl_file) || !path_ok(o->persistence_dir))
@@ -283,6 +317,8 @@ static int options_check(const struct brokercfg_options *o)
     }
     if (o->max_packet_size != 0 && o->max_packet_size < 1024 + FW_TOPIC_MAX + 64)
         return -EINVAL; /* must carry the largest protocol message */
+    if (o->bridge && bridge_check(o->bridge) != 0)
+        return -EINVAL;
     return 0;
 }
 
@@ -417,9 +453,87 @@ int brokercfg_config_print(const struct brokercfg_options *o, FILE *out)
                                            : "Clients authenticate with their password only.",
                 o->tls_require_certificate ? "true" : "false");
     }
+    if (o->bridge) {
+        fprintf(out, "\n");
+        rc = brokercfg_bridge_print(out, o->bridge);
+        if (rc != 0)
+            return rc;
+    }
     if (ferror(out))
         return -EIO;
     return 0;
+}
+
+int brokercfg_bridge_print(FILE *out, const struct brokercfg_bridge *b)
+{
+    if (!out || bridge_check(b) != 0)
+        return -EINVAL;
+    const char *area = b->area;
+    bool tls = b->cafile && *b->cafile;
+    fprintf(out,
+            "# -- Federation bridge ------------------------------------------------------\n"
+            "# Forwards this area's summaries (" FED_ROOT "/%s/...) to the regional\n"
+            "# broker; see docs/federation.md. It must stay last: a connection line starts\n"
+            "# a bridge section that takes every option after it. Bridges are not reloaded\n"
+            "# on SIGHUP: restart the broker after changing this. It holds the area's\n"
+            "# password, so the file is mode 0600.\n"
+            "connection firewatch-fed-%s\n"
+            "# The regional broker.\n"
+            "address %s\n",
+            area, area, b->address);
+    fprintf(out,
+            "# The client id on the regional broker: the account's name (its listener forces\n"
+            "# the client id to the user name anyway).\n"
+            "remote_clientid " FED_AREA_USER_PREFIX "%s\n"
+            "# The account firewatchctl area add made for this area on the regional broker;\n"
+            "# its ACL lets it write " FED_ROOT "/%s/# and nothing else.\n"
+            "remote_username " FED_AREA_USER_PREFIX "%s\n"
+            "# Its password (fed_password in hub.conf).\n"
+            "remote_password %s\n",
+            area, area, area, b->password);
+    fprintf(out,
+            "# MQTT 3.1.1, which every broker speaks.\n"
+            "bridge_protocol_version mqttv311\n"
+            "# A persistent session: messages for the regional broker queue here (up to\n"
+            "# max_queued_messages, on disk) while the link is down and go when it is back.\n"
+            "cleansession false\n"
+            "# Publish the link's state, retained: 1 when up, 0 when it fails (on the\n"
+            "# regional broker as the bridge's will), so the regional view can tell a\n"
+            "# silent area from a cut link.\n"
+            "notifications true\n"
+            "# ...on this area's bridge topic, inside the subtree its account may write.\n"
+            "notification_topic " FED_ROOT "/%s/bridge\n"
+            "# Reconnect after 2 s, backing off (with jitter) to at most 30 s.\n"
+            "restart_timeout 2 30\n"
+            "# Ping after 30 s of silence: a dead link is noticed within ~45 s.\n"
+            "keepalive_interval 30\n"
+            "# Connect as an ordinary client, so the regional broker's ACL and\n"
+            "# use_username_as_clientid apply to it like to any other account.\n"
+            "try_private false\n"
+            "# Forward the area's documents, out only (nothing comes back in), QoS 1:\n"
+            "# every kind of docs/federation.md except bridge. Not /#: the bridge topic\n"
+            "# must stay out, or the \"0\" the bridge publishes here when the link drops\n"
+            "# is queued and delivered after it reconnects, and the regional broker ends\n"
+            "# up saying 0 for a link that is up (seen with Mosquitto 2.0.11).\n"
+            "# The hub document,\n"
+            "topic " FED_ROOT "/%s/hub out 1\n"
+            "# the readiness document,\n"
+            "topic " FED_ROOT "/%s/readiness out 1\n"
+            "# incidents\n"
+            "topic " FED_ROOT "/%s/incident/+ out 1\n"
+            "# and CAP alerts.\n"
+            "topic " FED_ROOT "/%s/cap/+ out 1\n",
+            area, area, area, area, area);
+    if (tls)
+        fprintf(out,
+                "# TLS: the regional broker's certificate must be signed by this CA\n"
+                "bridge_cafile %s\n"
+                "# and name the host in address (hostname verification on).\n"
+                "bridge_insecure false\n"
+                "# TLS 1.2 at least.\n"
+                "bridge_tls_version tlsv1.2\n",
+                b->cafile);
+    return ferror(out) ? -EIO : 0;
 }
 
 int brokercfg_config_write(const struct brokercfg_options *o, const char *path)
@@ -427,10 +541,23 @@ int brokercfg_config_write(const struct brokercfg_options *o, const char *path)
     int rc = options_check(o);
     if (rc != 0)
         return rc;
+    struct passwd *pw = NULL;
+    if (o->bridge && geteuid() == 0 && o->run_as_user) {
+        /* Mosquitto rereads the file on SIGHUP after dropping to this account. */
+        errno = 0;
+        pw = getpwnam(o->run_as_user);
+        if (!pw)
+            return errno ? -errno : -ENOENT;
+    }
     struct brokercfg_atomic a;
-    rc = brokercfg_atomic_begin(&a, path, 0644);
+    rc = brokercfg_atomic_begin(&a, path, o->bridge ? 0600 : 0644);
     if (rc != 0)
         return rc;
+    if (pw) {
+        a.set_owner = true;
+        a.uid = pw->pw_uid;
+        a.gid = pw->pw_gid;
+    }
     rc = brokercfg_config_print(o, a.f);
     if (rc != 0) {
         brokercfg_atomic_abort(&a);
@@ -471,14 +598,84 @@ int brokercfg_prepare(const struct brokercfg_options *o)
 /* ------------------------------------------------------------------------ */
 /* ACL                                                                      */
 
-int brokercfg_acl_print(FILE *out, const char *hub_user, const struct brokercfg_node *nodes, size_t n)
+/* True when filters a and b can match a common topic. */
+static bool filters_overlap(const char *a, const char *b)
 {
-    if (!out || !brokercfg_user_valid(hub_user) || fw_id_valid(hub_user) || (n > 0 && !nodes))
-        return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!nodes[i].id || !nodes[i].zone || !fw_id_valid(nodes[i].id) || !fw_id_valid(nodes[i].zone))
-            return -EINVAL;
+    for (;;) {
+        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+        if ((la == 1 && a[0] == '#') || (lb == 1 && b[0] == '#'))
+            return true;
+        bool level_ok =
+            (la == 1 && a[0] == '+') || (lb == 1 && b[0] == '+') || (la == lb && memcmp(a, b, la) == 0);
+        if (!level_ok)
+            return false;
+        bool a_end = a[la] == '\0', b_end = b[lb] == '\0';
+        if (a_end && b_end)
+            return true;
+        if (a_end || b_end) /* "x" and "x/#" overlap: # also matches the parent */
+            return (!a_end && strcmp(a + la, "/#") == 0) || (!b_end && strcmp(b + lb, "/#") == 0);
+        a += la + 1;
+        b += lb + 1;
+    }
+}
 
+bool brokercfg_filter_valid(const char *filter)
+{
+    if (!brokercfg_token_ok(filter) || strlen(filter) > BROKERCFG_FILTER_MAX)
+        return false;
+    for (const char *p = filter;;) {
+        size_t len = strcspn(p, "/");
+        bool last = p[len] == '\0';
+        for (size_t i = 0; i < len; i++)
+            if ((p[i] == '+' || p[i] == '#') && len != 1)
+                return false;
+        if (len == 1 && p[0] == '#' && !last)
+            return false;
+        if (last)
+            return true;
+        p += len + 1;
+    }
+}
+
+/* An extra write grant for the hub: well-formed, not $SYS, and nowhere near
+ * the nodes' topics. */
+static bool hub_write_ok(const char *filter)
+{
+    return brokercfg_filter_valid(filter) && filter[0] != '$' &&
+           !filters_overlap(filter, FW_TOPIC_ROOT "/node/#");
+}
+
+static int acl_check(const struct brokercfg_acl *acl)
+{
+    if (!acl || !brokercfg_user_valid(acl->hub_user) || fw_id_valid(acl->hub_user))
+        return -EINVAL;
+    if ((acl->n_nodes > 0 && !acl->nodes) || (acl->n_hub_write > 0 && !acl->hub_write) ||
+        (acl->n_areas > 0 && !acl->areas))
+        return -EINVAL;
+    for (size_t i = 0; i < acl->n_nodes; i++)
+        if (!acl->nodes[i].id || !acl->nodes[i].zone || !fw_id_valid(acl->nodes[i].id) ||
+            !fw_id_valid(acl->nodes[i].zone))
+            return -EINVAL;
+    for (size_t i = 0; i < acl->n_hub_write; i++)
+        if (!hub_write_ok(acl->hub_write[i]))
+            return -EINVAL;
+    size_t plen = strlen(FED_AREA_USER_PREFIX);
+    if (strncmp(acl->hub_user, FED_AREA_USER_PREFIX, plen) == 0)
+        return -EINVAL; /* the hub must not share a name with an area's account */
+    for (size_t i = 0; i < acl->n_areas; i++) {
+        if (!acl->areas[i] || !fw_id_valid(acl->areas[i]))
+            return -EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(acl->areas[i], acl->areas[j]) == 0)
+                return -EINVAL;
+    }
+    return 0;
+}
+
+int brokercfg_acl_print_ex(FILE *out, const struct brokercfg_acl *acl)
+{
+    if (!out || acl_check(acl) != 0)
+        return -EINVAL;
     fprintf(out, "# Mosquitto ACL for Firewatch, written by firewatchctl from the node list.\n"
                  "# Explicit per-account blocks; nothing here applies to anyone else, and\n"
                  "# anything not granted is denied. See docs/internals/broker-security.md.\n\n");
@@ -490,9 +687,13 @@ int brokercfg_acl_print(FILE *out, const char *hub_user, const struct brokercfg_
             "topic write " FW_TOPIC_ROOT "/zone/+/alarm\n"
             "topic write " FW_TOPIC_ROOT "/node/+/cmd\n"
             "topic write " FW_TOPIC_ROOT "/hub/status\n",
-            hub_user);
-    for (size_t i = 0; i < n; i++) {
-        const char *id = nodes[i].id, *zone = nodes[i].zone;
+            acl->hub_user);
+    if (acl->n_hub_write > 0)
+        fprintf(out, "# and what its configuration adds (federation, Home Assistant discovery).\n");
+    for (size_t i = 0; i < acl->n_hub_write; i++)
+        fprintf(out, "topic write %s\n", acl->hub_write[i]);
+    for (size_t i = 0; i < acl->n_nodes; i++) {
+        const char *id = acl->nodes[i].id, *zone = acl->nodes[i].zone;
         fprintf(out,
                 "\n# node %s, zone %s\n"
                 "user %s\n"
@@ -503,10 +704,19 @@ int brokercfg_acl_print(FILE *out, const char *hub_user, const struct brokercfg_
                 "topic read " FW_TOPIC_ROOT "/zone/%s/alarm\n",
                 id, zone, id, id, id, id, id, zone);
     }
+    for (size_t i = 0; i < acl->n_areas; i++) {
+        const char *id = acl->areas[i];
+        fprintf(out,
+                "\n# area %s: its hub's bridge forwards its summaries here, and may write\n"
+                "# nothing else and read nothing.\n"
+                "user " FED_AREA_USER_PREFIX "%s\n"
+                "topic write " FED_ROOT "/%s/#\n",
+                id, id, id);
+    }
     return ferror(out) ? -EIO : 0;
 }
 
-int brokercfg_acl_write(const char *path, const char *hub_user, const struct brokercfg_node *nodes, size_t n)
+int brokercfg_acl_write_ex(const char *path, const struct brokercfg_acl *acl)
 {
     if (!path)
         return -EINVAL;
@@ -514,12 +724,24 @@ int brokercfg_acl_write(const char *path, const char *hub_user, const struct bro
     int rc = brokercfg_atomic_begin(&a, path, 0600);
     if (rc != 0)
         return rc;
-    rc = brokercfg_acl_print(a.f, hub_user, nodes, n);
+    rc = brokercfg_acl_print_ex(a.f, acl);
     if (rc != 0) {
         brokercfg_atomic_abort(&a);
         return rc;
     }
     return brokercfg_atomic_commit(&a);
+}
+
+int brokercfg_acl_print(FILE *out, const char *hub_user, const struct brokercfg_node *nodes, size_t n)
+{
+    struct brokercfg_acl acl = {.hub_user = hub_user, .nodes = nodes, .n_nodes = n};
+    return brokercfg_acl_print_ex(out, &acl);
+}
+
+int brokercfg_acl_write(const char *path, const char *hub_user, const struct brokercfg_node *nodes, size_t n)
+{
+    struct brokercfg_acl acl = {.hub_user = hub_user, .nodes = nodes, .n_nodes = n};
+    return brokercfg_acl_write_ex(path, &acl);
 }
 
 /* ------------------------------------------------------------------------ */

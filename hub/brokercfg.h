@@ -7,7 +7,10 @@
  * configuration file, the password file, the ACL file, the TLS certificates -
  * and tells a running broker to reread them. firewatchctl calls it for
  * `broker config`, `broker tls` and node add / rotate-credentials /
- * decommission. docs/internals/broker-security.md explains the choices.
+ * decommission, and for federation: the bridge section an area hub's broker
+ * uses to forward its summaries to the regional broker, and the regional
+ * broker's per-area accounts (`area add`). docs/internals/broker-security.md
+ * explains the choices.
  *
  * Every file is replaced atomically (temporary file in the same directory,
  * fsync, rename), so a broker reloading at any moment reads either the old or
@@ -51,6 +54,16 @@
 
 /* ------------------------------------------------------------------------ */
 /* Configuration file                                                        */
+
+/* A Mosquitto bridge that forwards one area's federation subtree,
+ * firewatch/v1/fed/<area>/#, out to the regional broker (docs/federation.md).
+ * String members are borrowed. */
+struct brokercfg_bridge {
+    const char *area;     /* the area hub's hub_id (fw_id_valid) */
+    const char *address;  /* the regional broker, "host:port" */
+    const char *password; /* account area_<area> on the regional broker */
+    const char *cafile;   /* the regional broker's CA: TLS; NULL or "": plain MQTT */
+};
 
 /* What the generated mosquitto.conf says. Fill with brokercfg_options_init()
  * and then set what differs; string members are borrowed, not copied. */
@@ -103,6 +116,12 @@ struct brokercfg_options {
     /* Largest MQTT packet accepted, bytes. Default 16384 (16 x the protocol's
      * payload limit) so a misbehaving client cannot push megabytes. */
     unsigned max_packet_size;
+
+    /* Optional federation bridge, written at the end of the file (a
+     * `connection` line opens a section that takes every option after it).
+     * NULL = none. With a bridge the file holds a password: see
+     * brokercfg_config_write. */
+    const struct brokercfg_bridge *bridge;
 };
 
 /* Fills o with the defaults above (paths NULL). */
@@ -118,9 +137,24 @@ unsigned brokercfg_queue_size(unsigned expected_nodes, unsigned hub_downtime_hou
  * newline in a string), or -EIO when out fails. */
 int brokercfg_config_print(const struct brokercfg_options *o, FILE *out);
 
-/* Same, atomically replacing the file at path (mode 0644: it holds no
- * secret). Returns 0 or a negative errno. */
+/* Same, atomically replacing the file at path. Without a bridge the file
+ * holds no secret: mode 0644, owner kept. With one it holds the bridge's
+ * password: mode 0600, and when running as root with o->run_as_user set it
+ * is given to that account (Mosquitto rereads its configuration on SIGHUP
+ * after dropping root); otherwise the old file's owner is kept. Returns 0,
+ * -ENOENT when run_as_user does not exist, or a negative errno. */
 int brokercfg_config_write(const struct brokercfg_options *o, const char *path);
+
+/* Writes the bridge section alone - what `firewatchctl federation bridge`
+ * prints for an operator who runs their own Mosquitto (conf.d) - to out:
+ * connection firewatch-fed-<area>, client id and user area_<area>, a
+ * persistent session (cleansession false: messages for the regional broker
+ * queue here while the link is down), notifications on
+ * firewatch/v1/fed/<area>/bridge, and `topic firewatch/v1/fed/<area>/# out 1`;
+ * with a cafile, TLS with hostname verification. Returns 0, -EINVAL for a
+ * bad area, address (host:port), password or cafile (empty, whitespace or
+ * control characters, a relative path), or -EIO. */
+int brokercfg_bridge_print(FILE *out, const struct brokercfg_bridge *b);
 
 /* Creates what the configuration points at, for a first `broker config`:
  * the persistence directory (0700) and empty password and ACL files (0600;
@@ -193,6 +227,37 @@ int brokercfg_acl_print(FILE *out, const char *hub_user, const struct brokercfg_
 /* Same, atomically replacing the file at path (mode 0600; owner kept like
  * brokercfg_passwd_set). */
 int brokercfg_acl_write(const char *path, const char *hub_user, const struct brokercfg_node *nodes, size_t n);
+
+/* Everything the ACL can hold. Arrays and strings are borrowed. */
+struct brokercfg_acl {
+    const char *hub_user;
+    /* Extra `topic write` filters for the hub (its federation subtree, Home
+     * Assistant's discovery prefix). Each must be a well-formed MQTT filter
+     * of at most BROKERCFG_FILTER_MAX bytes, without whitespace or a leading
+     * '$', that cannot match any node topic (firewatch/v1/node/...): not
+     * even the hub may forge a node's message. */
+    const char *const *hub_write;
+    size_t n_hub_write;
+    const struct brokercfg_node *nodes;
+    size_t n_nodes;
+    /* A regional broker's areas (fw_id_valid ids, no duplicates): one block
+     * each for the bridge account area_<id>, which may write
+     * firewatch/v1/fed/<id>/# and nothing else, read nothing. */
+    const char *const *areas;
+    size_t n_areas;
+};
+
+#define BROKERCFG_FILTER_MAX 256
+
+/* brokercfg_acl_print / _write with the extras above. Returns 0, -EINVAL
+ * for anything refused above (and what brokercfg_acl_print refuses), -EIO. */
+int brokercfg_acl_print_ex(FILE *out, const struct brokercfg_acl *acl);
+int brokercfg_acl_write_ex(const char *path, const struct brokercfg_acl *acl);
+
+/* True when filter is a well-formed MQTT topic filter: non-empty, at most
+ * BROKERCFG_FILTER_MAX bytes, no whitespace or control characters, '+' and
+ * '#' only as whole levels and '#' only last. */
+bool brokercfg_filter_valid(const char *filter);
 
 /* ------------------------------------------------------------------------ */
 /* Reload                                                                    */

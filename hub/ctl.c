@@ -30,6 +30,7 @@
 
 #include "brokercfg.h"
 #include "clock.h"
+#include "fed.h"
 #include "firewatch/protocol.h"
 #include "hubconf.h"
 #include "log.h"
@@ -59,6 +60,7 @@ struct ctx {
     struct args a;
     char who[64];
     struct hub_config cfg;
+    int acl_areas; /* area accounts in the last ACL written */
 };
 
 static const char *opt(const struct args *a, const char *key)
@@ -382,8 +384,50 @@ static const char *hub_user(const struct ctx *c)
     return c->cfg.username[0] ? c->cfg.username : BROKERCFG_HUB_USER_DEFAULT;
 }
 
-/* Rewrites the ACL from the database: the hub, and every node in service
- * with its zone. Returns 0 or a negative errno (reported). */
+/* Reads the ids of the areas in service (removed_ms = 0) into a malloc'd
+ * array of ids. Returns the count or a negative errno (reported). */
+static int areas_active(struct ctx *c, char (**out)[FW_ID_MAX + 1])
+{
+    sqlite3 *db = store_handle(c->db);
+    sqlite3_stmt *q;
+    *out = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT id FROM areas WHERE removed_ms = 0 ORDER BY id", -1, &q, NULL) !=
+        SQLITE_OK) {
+        fail("cannot read the areas: %s", sqlite3_errmsg(db));
+        return -EIO;
+    }
+    char(*ids)[FW_ID_MAX + 1] = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            void *a = realloc(ids, ncap * sizeof *ids);
+            if (!a) {
+                rc = -ENOMEM;
+                break;
+            }
+            ids = a;
+            cap = ncap;
+        }
+        const unsigned char *id = sqlite3_column_text(q, 0);
+        snprintf(ids[n], sizeof ids[n], "%s", id ? (const char *)id : "");
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (rc < 0) {
+        free(ids);
+        return rc;
+    }
+    *out = ids;
+    return (int)n;
+}
+
+/* Rewrites the ACL from the database and hub.conf: the hub (plus its
+ * federation subtree when federation is on, and Home Assistant's discovery
+ * prefix when ha_discovery is), every node in service with its zone, and on
+ * a regional hub every area in service. Returns the number of nodes or a
+ * negative errno (reported); c->acl_areas gets the number of areas. */
 static int acl_rewrite(struct ctx *c)
 {
     sqlite3 *db = store_handle(c->db);
@@ -391,6 +435,8 @@ static int acl_rewrite(struct ctx *c)
     struct brokercfg_node *nodes = NULL;
     char(*ids)[FW_ID_MAX + 1] = NULL;
     char(*zones)[FW_ID_MAX + 1] = NULL;
+    char(*areas)[FW_ID_MAX + 1] = NULL;
+    const char **area_ids = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
     if (sqlite3_prepare_v2(db,
@@ -426,10 +472,45 @@ static int acl_rewrite(struct ctx *c)
         nodes[i].id = ids[i];
         nodes[i].zone = zones[i];
     }
-    if (rc == 0)
-        rc = brokercfg_acl_write(c->cfg.broker_acl, hub_user(c), nodes, n);
-    if (rc < 0)
-        fail("cannot write the broker's ACL %s: %s", c->cfg.broker_acl, strerror(-rc));
+    int n_areas = 0;
+    if (rc == 0 && (n_areas = areas_active(c, &areas)) < 0)
+        rc = n_areas;
+    if (rc == 0 && n_areas > 0 && !(area_ids = calloc((size_t)n_areas, sizeof *area_ids)))
+        rc = -ENOMEM;
+    for (int i = 0; rc == 0 && i < n_areas; i++)
+        area_ids[i] = areas[i];
+    /* The hub's extra write grants. */
+    char fed_filter[FED_TOPIC_MAX], ha_filter[sizeof c->cfg.ha_prefix + 2];
+    const char *extra[2];
+    size_t n_extra = 0;
+    if (rc == 0 && c->cfg.federation) {
+        /* fed.c's fed_topic_filter, without linking the federation module. */
+        snprintf(fed_filter, sizeof fed_filter, FED_ROOT "/%s/#", c->cfg.hub_id);
+        extra[n_extra++] = fed_filter;
+    }
+    if (rc == 0 && c->cfg.ha_discovery) {
+        snprintf(ha_filter, sizeof ha_filter, "%s/#", c->cfg.ha_prefix);
+        extra[n_extra++] = ha_filter;
+    }
+    if (rc == 0) {
+        struct brokercfg_acl acl = {.hub_user = hub_user(c),
+                                    .hub_write = extra,
+                                    .n_hub_write = n_extra,
+                                    .nodes = nodes,
+                                    .n_nodes = n,
+                                    .areas = area_ids,
+                                    .n_areas = (size_t)n_areas};
+        rc = brokercfg_acl_write_ex(c->cfg.broker_acl, &acl);
+        if (rc == -EINVAL)
+            fail("cannot write the broker's ACL %s: a name in it is not usable (ha_prefix %s must not "
+                 "cover the nodes' topics)",
+                 c->cfg.broker_acl, c->cfg.ha_prefix);
+        else if (rc < 0)
+            fail("cannot write the broker's ACL %s: %s", c->cfg.broker_acl, strerror(-rc));
+    }
+    c->acl_areas = n_areas;
+    free(area_ids);
+    free(areas);
     free(nodes);
     free(ids);
     free(zones);
@@ -589,7 +670,8 @@ static void node_config_text(struct ctx *c, FILE *f, const struct node_row *n, c
     fprintf(f, "# Written by firewatchctl %s on %s.\n", why, when);
     if (password)
         fprintf(f, "# It holds the node's broker password: install it on the node as\n"
-                   "# /etc/firewatch/node.conf, mode 0600, and keep no other copy.\n");
+                   "# /etc/firewatch/node.conf, owner root, group firewatch, mode 0640\n"
+                   "# (the service runs as firewatch), and keep no other copy.\n");
     fprintf(f, "id %s\nzone %s\nkind %s\nbroker %s\n", n->id, n->zone, n->kind, c->cfg.node_broker_url);
     if (password)
         fprintf(f, "username %s\npassword %s\n", n->id, password);
@@ -620,7 +702,7 @@ static int node_config_out(struct ctx *c, const struct node_row *n, const char *
             return fail("cannot write %s: %s", out, strerror(errno));
         if (!c->a.json)
             printf("node %s: config written to %s (mode 0600); install it on the node as "
-                   "/etc/firewatch/node.conf\n",
+                   "/etc/firewatch/node.conf, root:firewatch, mode 0640\n",
                    n->id, out);
     }
     if (c->a.json) {
@@ -936,6 +1018,288 @@ static int node_list(struct ctx *c)
         opt(&c->a, "zone"), NULL);
 }
 
+/* ---- federation: areas on a regional hub, the bridge on an area hub -------- */
+
+/* The bridge hub.conf describes (fed_broker set), for `broker config` and
+ * `federation bridge`. Returns 0 with b filled, or 1 (reported). */
+static int bridge_from_conf(const struct ctx *c, struct brokercfg_bridge *b)
+{
+    const struct hub_config *cfg = &c->cfg;
+    if (strcmp(cfg->mode, "regional") == 0)
+        return fail("this is the regional hub (mode regional): the bridge runs on each area hub's broker");
+    if (!cfg->federation)
+        return fail("federation is false in the hub's config: set federation true, fed_broker and "
+                    "fed_password (firewatchctl area add on the regional hub prints them)");
+    if (!cfg->fed_broker[0])
+        return fail("fed_broker is empty in the hub's config: set it to the regional broker's host:port");
+    if (!cfg->fed_password[0])
+        return fail("fed_password is empty in the hub's config: firewatchctl area add on the regional hub "
+                    "prints it");
+    if (strcmp(cfg->hub_id, "hub") == 0)
+        return fail("hub_id is still the default \"hub\": every area needs its own hub_id, the AREA given to "
+                    "firewatchctl area add on the regional hub (its account there is " FED_AREA_USER_PREFIX
+                    "AREA)");
+    b->area = cfg->hub_id;
+    b->address = cfg->fed_broker;
+    b->password = cfg->fed_password;
+    b->cafile = cfg->fed_cafile;
+    FILE *null = fopen("/dev/null", "w");
+    int rc = null ? brokercfg_bridge_print(null, b) : 0;
+    if (null)
+        fclose(null);
+    if (rc < 0)
+        return fail("the federation settings are not usable: fed_broker must be host:port, fed_password "
+                    "a single word, fed_cafile an absolute path");
+    return 0;
+}
+
+/* `federation bridge`: the bridge section alone, for an operator whose
+ * Mosquitto is not the one `broker config` writes. It holds the password
+ * from hub.conf, which is what the broker needs; stdout only. */
+static int federation_bridge(struct ctx *c)
+{
+    struct brokercfg_bridge b;
+    if (bridge_from_conf(c, &b))
+        return 1;
+    if (brokercfg_bridge_print(stdout, &b) < 0 || fflush(stdout) != 0)
+        return fail("cannot write the bridge section: %s", strerror(errno));
+    fprintf(stderr,
+            "firewatchctl: note: the section holds the area's password: keep the file mode 0600 and "
+            "readable by the broker's account, put it after every listener (a connection line takes the "
+            "options after it), then restart the broker (bridges are not reloaded on SIGHUP)\n");
+    return 0;
+}
+
+/* 0: no such area, 1: in service, 2: removed (then *removed_ms is set). */
+static int area_state(struct ctx *c, const char *id, int64_t *removed_ms)
+{
+    sqlite3 *db = store_handle(c->db);
+    sqlite3_stmt *q;
+    *removed_ms = 0;
+    if (sqlite3_prepare_v2(db, "SELECT removed_ms FROM areas WHERE id = ?1", -1, &q, NULL) != SQLITE_OK) {
+        fail("database: %s", sqlite3_errmsg(db));
+        return -EIO;
+    }
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q), state = 0;
+    if (rc == SQLITE_ROW) {
+        *removed_ms = sqlite3_column_int64(q, 0);
+        state = *removed_ms > 0 ? 2 : 1;
+    } else if (rc != SQLITE_DONE) {
+        fail("database: %s", sqlite3_errmsg(db));
+        state = -EIO;
+    }
+    sqlite3_finalize(q);
+    return state;
+}
+
+/* The regional broker as area hubs reach it: --broker, else the host and
+ * port of node_broker_url (nodes and bridges use the same listener). */
+static int area_broker_address(const struct ctx *c, char *buf, size_t size)
+{
+    const char *given = opt(&c->a, "broker");
+    if (given) {
+        const char *colon = strrchr(given, ':');
+        long port;
+        if (!colon || colon == given || parse_int(colon + 1, 1, 65535, &port) < 0 ||
+            strpbrk(given, " \t\r\n/") || strlen(given) >= size)
+            return fail("--broker must be host:port, e.g. region.example.org:1883");
+        snprintf(buf, size, "%s", given);
+        return 0;
+    }
+    const char *url = c->cfg.node_broker_url;
+    bool tls = strncmp(url, "ssl://", 6) == 0;
+    const char *host = strstr(url, "://") ? strstr(url, "://") + 3 : url;
+    size_t len = strcspn(host, "/");
+    if (len == 0 || len + 6 >= size)
+        return fail("cannot tell the broker's address from node_broker_url %s: give --broker HOST:PORT", url);
+    bool has_port = memchr(host, ':', len) != NULL && host[0] != '[';
+    snprintf(buf, size, "%.*s%s", (int)len, host, has_port ? "" : tls ? ":8883" : ":1883");
+    return 0;
+}
+
+static int area_add(struct ctx *c)
+{
+    const char *id = c->a.pos[0], *name = opt(&c->a, "name");
+    const struct hub_config *cfg = &c->cfg;
+    if (strcmp(cfg->mode, "regional") != 0)
+        return fail("area add: this is an area hub (mode %s): areas are added on the regional hub, whose "
+                    "config says `mode regional`",
+                    cfg->mode);
+    if (strlen(id) > FW_ID_MAX || !fw_id_valid(id) || strcmp(id, "hub") == 0)
+        return fail("area '%s': invalid id: it becomes that area hub's hub_id, so it must be "
+                    "[a-z0-9][a-z0-9-]{0,31} and not the default \"hub\"",
+                    id);
+    if (name && (strlen(name) > FED_NAME_MAX || strpbrk(name, "\r\n")))
+        return fail("area add: --name must be one line of at most %d bytes", FED_NAME_MAX);
+    char addr[300];
+    if (area_broker_address(c, addr, sizeof addr))
+        return 1;
+    if (!broker_managed(c))
+        return fail("the broker's password file %s does not exist: run firewatchctl broker config first",
+                    cfg->broker_passwd);
+    int64_t removed_ms;
+    int state = area_state(c, id, &removed_ms);
+    if (state < 0)
+        return 1;
+    if (state == 1)
+        return fail("area %s already exists and its bridge account is in use. For a new password, run "
+                    "firewatchctl area remove %s and then area add %s again",
+                    id, id, id);
+    int64_t now = clock_wall_ms();
+    if (state == 0 && exec_write(c, "INSERT INTO areas(id, name, added_ms) VALUES(?1, ?2, ?3)", "ssi", id,
+                                 name ? name : "", now) < 0)
+        return 1;
+    if (state == 2 &&
+        exec_write(c, "UPDATE areas SET removed_ms = 0, name = COALESCE(?2, name) WHERE id = ?1", "ss", id,
+                   name) < 0)
+        return 1;
+    char user[BROKERCFG_USER_MAX + 1], pw[BROKERCFG_PASSWORD_SIZE];
+    snprintf(user, sizeof user, FED_AREA_USER_PREFIX "%s", id);
+    int rc = brokercfg_password_generate(pw, sizeof pw);
+    if (rc == 0)
+        rc = brokercfg_passwd_set(cfg->broker_passwd, user, pw);
+    if (rc < 0)
+        fail("cannot set the broker password of %s in %s: %s", user, cfg->broker_passwd, strerror(-rc));
+    if (rc < 0 || acl_rewrite(c) < 0) {
+        /* Undo, so an area never exists half-provisioned. */
+        brokercfg_passwd_remove(cfg->broker_passwd, user);
+        if (state == 0)
+            exec_write(c, "DELETE FROM areas WHERE id = ?1", "s", id);
+        else
+            exec_write(c, "UPDATE areas SET removed_ms = ?2 WHERE id = ?1", "si", id, removed_ms);
+        sodium_memzero(pw, sizeof pw);
+        return 1;
+    }
+    broker_reload(c);
+    audit(c, "area add", id);
+    if (c->a.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "area", id);
+        cJSON_AddStringToObject(o, "user", user);
+        cJSON_AddStringToObject(o, "password", pw);
+        cJSON_AddStringToObject(o, "broker", addr);
+        char *js = cJSON_PrintUnformatted(o);
+        if (js) {
+            puts(js);
+            sodium_memzero(js, strlen(js));
+        }
+        free(js);
+        cJSON_Delete(o);
+    } else {
+        printf("area %s %s: its bridge logs in to this regional broker as %s.\n"
+               "The password is shown only now. Put these lines in the config file of area %s's hub\n"
+               "(/etc/firewatch/hub.conf), replacing any it has:\n\n",
+               id, state == 2 ? "added again" : "added", user, id);
+        printf("hub_id %s\nfederation true\nfed_broker %s\nfed_password %s\n", id, addr, pw);
+        if (name)
+            printf("fed_name %s\n", name);
+        if (strncmp(cfg->node_broker_url, "ssl://", 6) == 0)
+            printf("# the regional broker's CA, copied from %s/%s on this hub:\nfed_cafile "
+                   "/etc/firewatch/region-ca.crt\n",
+                   cfg->broker_tls_dir, BROKERCFG_TLS_CA_CERT);
+        printf("\nThen, on that hub, run `firewatchctl broker config` and restart its broker (systemctl "
+               "restart mosquitto):\nits bridge forwards the area's incidents, readiness and CAP alerts "
+               "here. firewatchctl area list shows the link.\n");
+    }
+    sodium_memzero(pw, sizeof pw);
+    return fflush(stdout) == 0 ? 0 : fail("cannot write the password: %s", strerror(errno));
+}
+
+static int area_list(struct ctx *c)
+{
+    return print_query(
+        c,
+        "SELECT a.id, a.name, strftime('%Y-%m-%d %H:%M', a.added_ms / 1000, 'unixepoch') AS added, "
+        "CASE WHEN a.removed_ms > 0 THEN strftime('%Y-%m-%d %H:%M', a.removed_ms / 1000, 'unixepoch') END "
+        "AS removed, CASE WHEN a.removed_ms > 0 THEN 'removed' WHEN a.bridge_online IS NULL THEN 'unknown' "
+        "WHEN a.bridge_online THEN 'online' ELSE 'offline' END AS bridge, "
+        "CASE WHEN a.last_seen_ms = 0 THEN 'never' ELSE strftime('%Y-%m-%d %H:%M:%S', a.last_seen_ms / 1000, "
+        "'unixepoch') END AS last_heard, "
+        /* CASE evaluates in order, so json_type never sees malformed JSON. */
+        "CASE WHEN json_valid(a.readiness_doc) IS NOT 1 THEN NULL WHEN json_type(a.readiness_doc, '$.score') "
+        "NOT IN ('integer', 'real') THEN NULL WHEN json_extract(a.readiness_doc, '$.score') < 0 THEN NULL "
+        "ELSE json_extract(a.readiness_doc, '$.score') END AS readiness, "
+        "(SELECT count(*) FROM area_incidents i WHERE i.area = a.id AND i.closed_ms = 0) AS open_incidents "
+        "FROM areas a ORDER BY a.id",
+        NULL, NULL);
+}
+
+static int area_remove(struct ctx *c)
+{
+    const char *id = c->a.pos[0];
+    int64_t removed_ms;
+    int state = fw_id_valid(id) ? area_state(c, id, &removed_ms) : 0;
+    if (state < 0)
+        return 1;
+    if (state == 0)
+        return fail("no area %s (firewatchctl area list shows them)", id);
+    if (state == 2) {
+        char when[40];
+        fmt_time(removed_ms, when, sizeof when);
+        return fail("area %s was already removed on %s", id, when);
+    }
+    char user[BROKERCFG_USER_MAX + 1];
+    snprintf(user, sizeof user, FED_AREA_USER_PREFIX "%s", id);
+    /* Revoke first: the password, then the ACL block, then one reload, which
+     * also cuts the bridge's live session. The row and its incidents stay. */
+    bool managed = broker_managed(c);
+    if (managed) {
+        int rc = brokercfg_passwd_remove(c->cfg.broker_passwd, user);
+        if (rc < 0 && rc != -ENOENT)
+            return fail("cannot remove %s from %s: %s", user, c->cfg.broker_passwd, strerror(-rc));
+    }
+    int64_t now = clock_wall_ms();
+    if (exec_write(c, "UPDATE areas SET removed_ms = ?2 WHERE id = ?1", "si", id, now) < 0)
+        return 1;
+    if (managed) {
+        if (acl_rewrite(c) < 0)
+            return 1;
+        broker_reload(c);
+    }
+    audit(c, "area remove", id);
+    char when[40];
+    fmt_time(now, when, sizeof when);
+    if (c->a.json)
+        printf("{\"area\":\"%s\",\"removed_ms\":%lld,\"credentials_revoked\":%s}\n", id, (long long)now,
+               managed ? "true" : "false");
+    else
+        printf("area %s removed on %s: %s; its history is kept\n", id, when,
+               managed ? "its bridge account is revoked and its link cut" : "it had no broker account here");
+    return 0;
+}
+
+/* A database this run created as root belongs to whoever owns its
+ * directory (the firewatch account under /var/lib/firewatch): otherwise the
+ * hub, which runs as that account, finds it read-only. SQLite gives its
+ * -wal and -shm files the database's owner when it creates them as root,
+ * so those follow too. */
+static void give_to_state_dir(const char *database)
+{
+    if (geteuid() != 0)
+        return;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", database);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    struct stat st;
+    if (stat(dir, &st) != 0 || st.st_uid == 0)
+        return;
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s%s", database, suffix[i]);
+        if (chown(path, st.st_uid, st.st_gid) != 0 && errno != ENOENT)
+            fprintf(stderr, "firewatchctl: warning: cannot give %s to the owner of %s: %s\n", path, dir,
+                    strerror(errno));
+    }
+}
+
 /* ---- broker config and TLS ------------------------------------------------ */
 
 /* Splits "host:port". An empty string is "no listener" (port 0). Returns 0
@@ -1080,7 +1444,19 @@ static int broker_config(struct ctx *c)
     struct broker_paths p;
     if (broker_options(c, &o, &p))
         return 1;
+    struct brokercfg_bridge bridge;
+    memset(&bridge, 0, sizeof bridge);
+    if (cfg->fed_broker[0]) {
+        if (bridge_from_conf(c, &bridge))
+            return 1;
+        o.bridge = &bridge;
+    }
     if (opt(&c->a, "print")) {
+        /* The password stays off the terminal; the written file has it. */
+        struct brokercfg_bridge shown = bridge;
+        shown.password = "<fed_password>";
+        if (o.bridge)
+            o.bridge = &shown;
         int rc = brokercfg_config_print(&o, stdout);
         return rc < 0 ? fail("the broker settings in the hub's config are not usable: %s", strerror(-rc)) : 0;
     }
@@ -1110,13 +1486,24 @@ static int broker_config(struct ctx *c)
 
     printf("wrote %s\n", cfg->broker_conf);
     printf("  password file %s: the hub's account %s\n", cfg->broker_passwd, cfg->username);
-    printf("  ACL %s: the hub and %d node%s\n", cfg->broker_acl, n_acl, n_acl == 1 ? "" : "s");
+    printf("  ACL %s: the hub and %d node%s", cfg->broker_acl, n_acl, n_acl == 1 ? "" : "s");
+    if (c->acl_areas > 0)
+        printf(", %d area account%s", c->acl_areas, c->acl_areas == 1 ? "" : "s");
+    printf("\n");
     printf("  listeners: ");
     if (o.node_port)
         printf("nodes on %s:%d, ", o.node_address ? o.node_address : "0.0.0.0", o.node_port);
     if (o.tls_port)
         printf("nodes over TLS on port %d, ", o.tls_port);
     printf("the hub on 127.0.0.1:%d\n", o.hub_port);
+    if (o.bridge)
+        printf("  bridge firewatch-fed-%s to the regional broker %s (%s), logging in as " FED_AREA_USER_PREFIX
+               "%s and forwarding its documents under " FED_ROOT
+               "/%s/; the file holds its password, so it is mode 0600%s%s\n"
+               "  Bridges are not reloaded on SIGHUP: restart the broker to start or change it.\n",
+               bridge.area, bridge.address, bridge.cafile[0] ? "TLS" : "plain MQTT", bridge.area, bridge.area,
+               geteuid() == 0 && o.run_as_user ? " and owned by " : "",
+               geteuid() == 0 && o.run_as_user ? o.run_as_user : "");
     printf("Start Mosquitto with it:\n  mosquitto -c %s\n", cfg->broker_conf);
     printf("or under systemd, with a drop-in (systemctl edit mosquitto):\n"
            "  [Service]\n  ExecStart=\n  ExecStart=/usr/sbin/mosquitto -c %s\n"
@@ -1142,8 +1529,8 @@ static int broker_config(struct ctx *c)
                (long long)bare, bare == 1 ? " has" : "s have");
     check_pid_dir(cfg);
     if (cfg->broker_pid[0] && access(cfg->broker_pid, F_OK) == 0 && brokercfg_reload(cfg->broker_pid, 0) == 0)
-        printf(
-            "A broker is running: it reread the passwords and the ACL; restart it for listener changes.\n");
+        printf("A broker is running: it reread the passwords and the ACL; restart it for listener or bridge "
+               "changes.\n");
     return 0;
 }
 
@@ -1591,6 +1978,12 @@ static const struct command commands[] = {
     {"node", "remove", 1, node_remove, "node remove ID   (only a node never installed)"},
     {"broker", "config", 0, broker_config, "broker config [--print]"},
     {"broker", "tls", 0, broker_tls, "broker tls --name HOST [--name IP ...] [--days N]"},
+    {"area", "add", 1, area_add,
+     "area add AREA [--name NAME] [--broker HOST:PORT]   (regional hub: an area's bridge account)"},
+    {"area", "list", 0, area_list, "area list"},
+    {"area", "remove", 1, area_remove, "area remove AREA   (revokes its bridge, keeps its history)"},
+    {"federation", "bridge", 0, federation_bridge,
+     "federation bridge   (area hub: the Mosquitto bridge section, for a broker you run yourself)"},
     {"tech", NULL, 0, tech, "tech [--zone Z]   (nodes needing a technician, by household)"},
     {"user", "add", 1, user_add, "user add NAME --role watch|technician|admin   (password on stdin)"},
     {"user", "list", 0, user_list, "user list"},
@@ -1627,14 +2020,15 @@ static void usage(FILE *f, const char *group)
                 "  --json     machine-readable output\n"
                 "  --help     help (also after any command)\n"
                 "  --version  print the version\n"
-                "Aliases: incidents, troubles, users, nodes, sites, zones, households.\n",
+                "Aliases: incidents, troubles, users, nodes, sites, zones, households, areas.\n",
                 HUBCONF_DEFAULT_PATH);
 }
 
 /* Accepts plural group names ("incidents") as aliases. */
 static const char *group_name(const char *g)
 {
-    static const char *const groups[] = {"site", "zone", "household", "node", "user", "incident", "trouble"};
+    static const char *const groups[] = {"site", "zone",     "household", "node",
+                                         "user", "incident", "trouble",   "area"};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         size_t n = strlen(groups[i]);
         if (strncmp(g, groups[i], n) == 0 && strcmp(g + n, "s") == 0)
@@ -1734,11 +2128,14 @@ int main(int argc, char **argv)
     if (!u || !*u)
         u = getenv("USER");
     snprintf(c.who, sizeof c.who, "%s", u && *u ? u : "cli");
+    bool created = access(cfg->database, F_OK) != 0;
     c.db = store_open(cfg->database, STORE_CREATE, msg, sizeof msg);
     if (!c.db)
         return fail("%s", msg);
     int rc = cmd->fn(&c);
     store_close(c.db);
+    if (created)
+        give_to_state_dir(cfg->database);
     sodium_memzero(cfg->password, sizeof cfg->password);
     return rc;
 }

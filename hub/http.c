@@ -72,6 +72,9 @@ static const struct route routes[] = {
     {"GET", "/api/v1/incidents/*", AUTH_ROLE_WATCH, api_incident_get, FAST},
     {"GET", "/api/v1/incidents/*/cap", AUTH_ROLE_WATCH, api_incident_cap, FAST},
     {"GET", "/api/v1/cap", AUTH_ROLE_WATCH, api_cap_feed, FAST},
+    {"GET", "/api/v1/region", AUTH_ROLE_WATCH, api_region, FAST},
+    {"GET", "/api/v1/region/incidents", AUTH_ROLE_WATCH, api_region_incidents, FAST},
+    {"GET", "/api/v1/region/areas/*/incidents/*/cap", AUTH_ROLE_WATCH, api_region_cap, FAST},
     {"POST", "/api/v1/incidents/*/acknowledge", AUTH_ROLE_WATCH, api_incident_ack, SLOW},
     {"POST", "/api/v1/incidents/*/clear", AUTH_ROLE_WATCH, api_incident_clear, SLOW},
     {"GET", "/api/v1/troubles", AUTH_ROLE_WATCH, api_troubles, FAST},
@@ -876,6 +879,7 @@ struct http_server *http_start(const struct http_config *cfg_in, const struct ht
     snprintf(srv->database, sizeof srv->database, "%s", cfg.database);
     snprintf(srv->web_root, sizeof srv->web_root, "%s", cfg.web_root ? cfg.web_root : "");
     snprintf(srv->lang, sizeof srv->lang, "%s", cfg.lang);
+    srv->regional = cfg_in->regional;
     snprintf(srv->hub_id, sizeof srv->hub_id, "%s",
              cfg_in->hub_id && *cfg_in->hub_id ? cfg_in->hub_id : "hub");
     if (cfg_in->public_url && *cfg_in->public_url) {

@@ -44,6 +44,7 @@ struct http_config {
     const char *public_url;      /* the dashboard's public URL, for links; NULL or "": none */
     const char *cap_sender;      /* NULL or "": firewatch-<hub_id> */
     const char *cap_sender_name; /* NULL or "": none */
+    bool regional;               /* a regional hub (hub.conf mode regional): /api/v1/health says so */
 };
 
 /* What a state-changing request asks the daemon's incident engine to do. */

@@ -11,8 +11,9 @@
 # variables defined there at parse time: store and readiness objects are
 # linked by path. The daemon links $(HUB_HTTP_OBJS) and $(HUB_HTTP_LIBS).
 HUB_HTTP_SRCS := hub/http.c hub/stream.c hub/auth.c hub/api_db.c hub/api_read.c hub/api_report.c \
-                 hub/api_users.c hub/api_cap.c hub/api_tech.c
-HUB_HTTP_HDRS := hub/http.h hub/stream.h hub/auth.h hub/api.h
+                 hub/api_users.c hub/api_cap.c hub/api_tech.c hub/capdb.c \
+                 hub/api_region.c
+HUB_HTTP_HDRS := hub/http.h hub/stream.h hub/auth.h hub/api.h hub/capdb.h
 # The daemon's half (hooks, action queue, metrics text): firewatch-hub only.
 HUB_HTTP_DAEMON_SRCS := hub/http_hub.c hub/hubha.c
 HUB_HTTP_DAEMON_HDRS := hub/http_hub.h hub/hubha.h

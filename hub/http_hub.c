@@ -320,6 +320,7 @@ struct http_hub *http_hub_start(const struct hub_config *cfg)
     c.public_url = cfg->public_url;
     c.cap_sender = cfg->cap_sender;
     c.cap_sender_name = cfg->cap_sender_name;
+    c.regional = strcmp(cfg->mode, "regional") == 0;
     struct http_hooks hk = {.ctx = w, .incident_action = hook_action, .metrics = hook_metrics};
     w->srv = http_start(&c, &hk);
     if (!w->srv) {

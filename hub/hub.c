@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fed.h"
+#include "fedpub.h"
 #include "firewatch/protocol.h"
 #include "http_hub.h"
 #include "hubconf.h"
@@ -33,6 +35,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "notify.h"
+#include "region.h"
 #include "sdnotify.h"
 #include "store.h"
 #include "supervise.h"
@@ -82,6 +85,8 @@ struct hub {
     struct http_hub *web;   /* the HTTP face; NULL when off or not started yet */
     int64_t web_retry_mono; /* when to try starting it again */
     struct hubha *ha;       /* Home Assistant discovery; NULL when off */
+    struct fedpub *fed;     /* federation summaries (an area hub); NULL when off */
+    struct region *region;  /* a regional hub's receiver; NULL on an area hub */
     bool ha_due;            /* publish every discovery config at the next poll */
     bool readiness_due;     /* readiness may have changed: tell the HTTP side */
     uint64_t closed[INCIDENT_STATE_COUNT];
@@ -125,6 +130,7 @@ static void web_incident(struct hub *h, const struct incident_action *a)
         h->closed[a->state]++;
     if (a->state != INCIDENT_VERIFYING)
         h->readiness_due = true;
+    fedpub_changed(h->fed);
     if (!h->web)
         return;
     cJSON *d = cJSON_CreateObject();
@@ -145,6 +151,7 @@ static void web_trouble(struct hub *h, const char *node, const char *kind, bool 
                         int64_t ts)
 {
     h->readiness_due = true;
+    fedpub_changed(h->fed);
     if (!h->web)
         return;
     cJSON *d = cJSON_CreateObject();
@@ -160,6 +167,7 @@ static void web_trouble(struct hub *h, const char *node, const char *kind, bool 
 static void web_node(struct hub *h, const struct hnode *n)
 {
     h->readiness_due = true;
+    fedpub_changed(h->fed);
     if (!h->web)
         return;
     cJSON *d = cJSON_CreateObject();
@@ -798,6 +806,10 @@ static int web_action(void *ctx, enum http_incident_op op, uint32_t id, const ch
                       uint32_t *new_id)
 {
     struct hub *h = ctx;
+    if (h->region) {
+        log_warn("dashboard: %s asked for an incident action on a regional hub, which is read-only", user);
+        return -EROFS;
+    }
     static const char *const names[] = {
         [HTTP_INCIDENT_ACK] = "ack", [HTTP_INCIDENT_CLEAR] = "clear", [HTTP_INCIDENT_DRILL] = "drill"};
     int rc = member_action(h, op, id, zone, user, clock_wall_ms(), new_id);
@@ -979,8 +991,11 @@ static void reload_config(struct hub *h)
         strcmp(cfg.http_lang, h->cfg.http_lang) || cfg.http_secure_cookie != h->cfg.http_secure_cookie ||
         strcmp(cfg.hub_id, h->cfg.hub_id) || strcmp(cfg.public_url, h->cfg.public_url) ||
         strcmp(cfg.cap_sender, h->cfg.cap_sender) || strcmp(cfg.cap_sender_name, h->cfg.cap_sender_name) ||
-        cfg.ha_discovery != h->cfg.ha_discovery || strcmp(cfg.ha_prefix, h->cfg.ha_prefix))
-        log_warn("reload: the http_*, CAP and Home Assistant options take effect at the next restart");
+        cfg.ha_discovery != h->cfg.ha_discovery || strcmp(cfg.ha_prefix, h->cfg.ha_prefix) ||
+        strcmp(cfg.mode, h->cfg.mode) || cfg.federation != h->cfg.federation ||
+        strcmp(cfg.fed_name, h->cfg.fed_name))
+        log_warn("reload: the http_*, CAP, Home Assistant and federation options take effect at the next "
+                 "restart");
     memcpy(cfg.http_listen, h->cfg.http_listen, sizeof cfg.http_listen);
     memcpy(cfg.http_web_root, h->cfg.http_web_root, sizeof cfg.http_web_root);
     memcpy(cfg.http_lang, h->cfg.http_lang, sizeof cfg.http_lang);
@@ -991,6 +1006,9 @@ static void reload_config(struct hub *h)
     memcpy(cfg.cap_sender_name, h->cfg.cap_sender_name, sizeof cfg.cap_sender_name);
     cfg.ha_discovery = h->cfg.ha_discovery;
     memcpy(cfg.ha_prefix, h->cfg.ha_prefix, sizeof cfg.ha_prefix);
+    memcpy(cfg.mode, h->cfg.mode, sizeof cfg.mode);
+    cfg.federation = h->cfg.federation;
+    memcpy(cfg.fed_name, h->cfg.fed_name, sizeof cfg.fed_name);
     h->cfg = cfg;
     log_info("configuration reloaded from %s", h->config_path);
 }
@@ -1112,8 +1130,8 @@ static int run(struct hub *h)
     if (ingest_start(h->ingest) < 0)
         log_warn("the broker is not reachable yet; retrying in the background");
     sdnotify_send("READY=1");
-    log_info("firewatch-hub %s running (database %s, broker %s)", FIREWATCH_VERSION, h->cfg.database,
-             h->cfg.broker);
+    log_info("firewatch-hub %s running%s (database %s, broker %s)", FIREWATCH_VERSION,
+             h->region ? " as a regional hub" : "", h->cfg.database, h->cfg.broker);
 
     int64_t wd_ms = sdnotify_watchdog_ms();
     int64_t mono = clock_mono_ms();
@@ -1174,6 +1192,7 @@ static int run(struct hub *h)
         if (ingest_connects(h->ingest) != h->seen_connects) {
             h->seen_connects = ingest_connects(h->ingest);
             h->ha_due = true;
+            fedpub_connected(h->fed);
             if (!h->retained_synced) {
                 sync_retained(h, now);
                 h->retained_synced = true;
@@ -1190,6 +1209,7 @@ static int run(struct hub *h)
                 h->change_counter = counter;
                 load_topology(h, now);
                 h->ha_due = h->readiness_due = true;
+                fedpub_changed(h->fed);
             }
             run_commands(h, now);
             ingest_tick(h->ingest, mono);
@@ -1217,6 +1237,8 @@ static int run(struct hub *h)
     http_hub_serve(h->web, web_action, h);
     http_hub_stop(h->web);
     h->web = NULL;
+    fedpub_stop(h->fed);
+    h->fed = NULL;
     ingest_stop(h->ingest, 2000);
     /* Whatever arrived meanwhile still gets stored. */
     size_t n;
@@ -1330,6 +1352,18 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    bool regional = strcmp(h.cfg.mode, "regional") == 0;
+    if (regional) {
+        /* A read-only view of many areas: no nodes, no Home Assistant; the
+         * receiver writes what the areas send (region.h). */
+        h.region = region_new(h.cfg.database, msg, sizeof msg);
+        if (!h.region) {
+            fprintf(stderr, "firewatch-hub: %s\n", msg);
+            goto out;
+        }
+        hubha_free(h.ha);
+        h.ha = NULL;
+    }
     struct ingest_config ic = {.url = h.cfg.broker,
                                .client_id = h.cfg.client_id,
                                .username = h.cfg.username,
@@ -1340,13 +1374,32 @@ int main(int argc, char **argv)
                                .queue_max = (size_t)h.cfg.queue_max,
                                .database = h.cfg.database,
                                .sync_full = h.cfg.db_sync_full,
-                               .extra_topic = h.ha ? hubha_birth_topic(h.ha) : NULL};
+                               .extra_topic = h.ha ? hubha_birth_topic(h.ha) : NULL,
+                               .raw_filter = regional ? FED_ROOT "/+/#" : NULL,
+                               .raw_fn = regional ? region_on_message : NULL,
+                               .raw_ctx = h.region};
     h.ingest = ingest_new(&ic, msg, sizeof msg);
     if (!h.ingest) {
         fprintf(stderr, "firewatch-hub: %s\n", msg);
         goto out;
     }
     h.notifier = make_notifier(&h.cfg);
+    if (h.cfg.federation) {
+        struct fedpub_config fc = {
+            .database = h.cfg.database,
+            .area = h.cfg.hub_id,
+            .name = h.cfg.fed_name[0] ? h.cfg.fed_name : h.cfg.cap_sender_name,
+            .public_url = h.cfg.public_url,
+            .version = FIREWATCH_VERSION,
+            .cap = {.hub_id = h.cfg.hub_id, .sender = h.cfg.cap_sender, .sender_name = h.cfg.cap_sender_name},
+            .settle_ms = h.cfg.batch_ms + 250,
+        };
+        h.fed = fedpub_start(&fc, h.ingest);
+        if (!h.fed) {
+            fprintf(stderr, "firewatch-hub: cannot start the federation publisher: %s\n", strerror(errno));
+            goto out;
+        }
+    }
     int64_t now = clock_wall_ms();
     store_change_counter(h.db, &h.change_counter);
     if (load_topology(&h, now) < 0) {
@@ -1362,8 +1415,10 @@ int main(int argc, char **argv)
     rc = run(&h);
 out:
     http_hub_stop(h.web);
+    fedpub_stop(h.fed);
     hubha_free(h.ha);
     ingest_free(h.ingest);
+    region_free(h.region);
     writer_free(h.writer);
     notify_free(h.notifier);
     incident_engine_free(h.engine);

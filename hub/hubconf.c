@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "firewatch/protocol.h"
@@ -61,6 +62,17 @@ const struct conf_option hubconf_options[] = {
     CONF_OPT_STR(S, cap_sender_name, "cap_sender_name", "", "CAP senderName, e.g. Ward 7 Firewatch"),
     CONF_OPT_BOOL(S, ha_discovery, "ha_discovery", "false", "publish Home Assistant MQTT discovery configs"),
     CONF_OPT_STR(S, ha_prefix, "ha_prefix", "homeassistant", "Home Assistant's discovery prefix"),
+    CONF_OPT_STR(S, mode, "mode", "area",
+                 "area (a hub of nodes) or regional (a read-only view of many areas' hubs)"),
+    CONF_OPT_BOOL(S, federation, "federation", "false",
+                  "publish incidents, readiness and CAP alerts for a regional view"),
+    CONF_OPT_STR(S, fed_broker, "fed_broker", "",
+                 "the regional broker, host:port, that the bridge forwards to (empty: no bridge)"),
+    CONF_OPT_STR(S, fed_password, "fed_password", "",
+                 "this area's password on the regional broker (from firewatchctl area add)"),
+    CONF_OPT_STR(S, fed_cafile, "fed_cafile", "", "CA certificate of the regional broker (empty: no TLS)"),
+    CONF_OPT_STR(S, fed_name, "fed_name", "",
+                 "this area's name in the regional view (empty: cap_sender_name, else hub_id)"),
     CONF_OPT_INT(S, retention_days, "retention_days", 1, 3650, "14", "days raw readings are kept"),
     CONF_OPT_INT(S, verify_s, "verify_s", 1, 600, "20",
                  "seconds an alarm stays verifying before it escalates"),
@@ -128,6 +140,28 @@ int hubconf_validate(const struct hub_config *cfg, struct conf_error *err)
         return invalid(err, "cap_sender", "must not contain spaces, commas, '<' or '&'");
     if (!cfg->ha_prefix[0] || strpbrk(cfg->ha_prefix, "#+ "))
         return invalid(err, "ha_prefix", "must be a topic without spaces or wildcards");
+    if (strcmp(cfg->mode, "area") != 0 && strcmp(cfg->mode, "regional") != 0)
+        return invalid(err, "mode", "must be area or regional");
+    if (strcmp(cfg->mode, "regional") == 0 && cfg->federation)
+        return invalid(err, "federation",
+                       "is for area hubs; a regional hub reads summaries, it does not send them");
+    if (cfg->fed_broker[0]) {
+        const char *colon = strrchr(cfg->fed_broker, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (!colon || colon == cfg->fed_broker || !end || *end || port < 1 || port > 65535 ||
+            strpbrk(cfg->fed_broker, " \t/"))
+            return invalid(err, "fed_broker", "must be host:port, e.g. region.example.org:8883");
+        if (!cfg->federation)
+            return invalid(err, "fed_broker", "is set but federation is false");
+        if (!cfg->fed_password[0])
+            return invalid(err, "fed_password",
+                           "must be set with fed_broker (firewatchctl area add prints it)");
+    }
+    if (strpbrk(cfg->fed_password, " \t\r\n"))
+        return invalid(err, "fed_password", "must not contain spaces or line breaks");
+    if (strpbrk(cfg->fed_name, "\r\n"))
+        return invalid(err, "fed_name", "must not contain line breaks");
     return 0;
 }
 

@@ -49,6 +49,13 @@ struct hub_config {
     char cap_sender_name[128];
     bool ha_discovery; /* publish Home Assistant MQTT discovery configs */
     char ha_prefix[65];
+    /* Federation (docs/federation.md): */
+    char mode[16];           /* "area" (a hub of nodes) or "regional" (reads areas' summaries) */
+    bool federation;         /* area: publish summaries under firewatch/v1/fed/<hub_id>/ */
+    char fed_broker[256];    /* area: the regional broker host:port the bridge connects to */
+    char fed_password[256];  /* area: this area's account password on the regional broker */
+    char fed_cafile[256];    /* area: CA of the regional broker (TLS); empty: plain MQTT */
+    char fed_name[128];      /* area: its name in the regional view; empty: cap_sender_name or hub_id */
     int retention_days;      /* raw readings */
     int verify_s;            /* incident verifying window */
     int supervision_grace_s; /* added to 3 reading intervals before a silent node is offline */

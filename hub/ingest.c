@@ -73,6 +73,7 @@ struct ingest {
     atomic_ullong rejected[FW_E_COUNT]; /* for /metrics */
     atomic_ullong commit_count, commit_us_sum, commit_le[INGEST_COMMIT_BUCKETS];
     char extra_topic[256];
+    char raw_filter[128];
 };
 
 const int64_t ingest_commit_bounds_ms[INGEST_COMMIT_BUCKETS] = {1, 5, 25, 100, 500, 2500};
@@ -467,6 +468,11 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     atomic_fetch_add(&in->received, 1);
     memset(&item, 0, sizeof item);
     item.rx_ms = clock_wall_ms();
+    if (in->raw_filter[0]) {
+        in->cfg.raw_fn(in->cfg.raw_ctx, topic, tlen, m->payload,
+                       m->payloadlen > 0 ? (size_t)m->payloadlen : 0);
+        goto done;
+    }
     if (in->extra_topic[0] && tlen == strlen(in->extra_topic) && memcmp(topic, in->extra_topic, tlen) == 0) {
         /* Not ours to decode: the main loop knows what it subscribed for. */
         size_t n = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
@@ -584,9 +590,10 @@ static void on_connected(void *ctx, char *cause)
     ro.onFailure5 = on_subscribe_failed;
     ro.context = in;
     ro.subscribeOptions.noLocal = 1;
-    int rc = MQTTAsync_subscribe(in->client, SUB_TOPIC, 1, &ro);
+    const char *filter = in->raw_filter[0] ? in->raw_filter : SUB_TOPIC;
+    int rc = MQTTAsync_subscribe(in->client, filter, 1, &ro);
     if (rc != MQTTASYNC_SUCCESS)
-        log_error("cannot subscribe to %s: %s", SUB_TOPIC, MQTTAsync_strerror(rc));
+        log_error("cannot subscribe to %s: %s", filter, MQTTAsync_strerror(rc));
     if (in->extra_topic[0]) {
         MQTTAsync_responseOptions xo = MQTTAsync_responseOptions_initializer;
         xo.onSuccess5 = on_subscribed;
@@ -638,6 +645,8 @@ struct ingest *ingest_new(const struct ingest_config *cfg, char *why, size_t why
     snprintf(in->cafile, sizeof in->cafile, "%s", cfg->cafile ? cfg->cafile : "");
     snprintf(in->database, sizeof in->database, "%s", cfg->database);
     snprintf(in->extra_topic, sizeof in->extra_topic, "%s", cfg->extra_topic ? cfg->extra_topic : "");
+    if (cfg->raw_filter && cfg->raw_fn)
+        snprintf(in->raw_filter, sizeof in->raw_filter, "%s", cfg->raw_filter);
     in->efd = -1;
     pthread_mutex_init(&in->qmu, NULL);
     pthread_cond_init(&in->qnotfull, NULL);

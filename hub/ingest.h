@@ -63,6 +63,13 @@ struct ingest_config {
     const char *database; /* events are written here, on their own connection */
     bool sync_full;
     const char *extra_topic; /* NULL or "": none; else also subscribed (QoS 1), see INGEST_CH_EXTRA */
+    /* A regional hub (region.h): subscribe to raw_filter (QoS 1) instead of
+     * the node topics, and hand every message to raw_fn on the receive
+     * thread; the PUBACK goes out after it returns, so what it commits is
+     * never lost. The topic and payload are borrowed for the call. */
+    const char *raw_filter;
+    void (*raw_fn)(void *ctx, const char *topic, size_t topic_len, const void *payload, size_t len);
+    void *raw_ctx;
 };
 
 /* Counters, all since ingest_new. */

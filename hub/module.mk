@@ -2,9 +2,11 @@
 # suites. Read after hub/broker.mk and hub/logic.mk: the daemon links the
 # logic modules ($(HUB_LOGIC_SRCS)).
 HUB_CORE_SRCS := hub/store.c hub/hubconf.c
-HUB_DAEMON_SRCS := hub/hub.c hub/ingest.c hub/spill.c hub/writer.c hub/sdnotify.c hub/readyscan.c
+HUB_DAEMON_SRCS := hub/hub.c hub/ingest.c hub/spill.c hub/writer.c hub/sdnotify.c hub/readyscan.c \
+                   hub/fed.c hub/fedpub.c hub/region.c
 HUB_CTL_SRCS := hub/ctl.c hub/readyscan.c
-HUB_HDRS := hub/store.h hub/hubconf.h hub/ingest.h hub/spill.h hub/writer.h hub/sdnotify.h hub/readyscan.h
+HUB_HDRS := hub/store.h hub/hubconf.h hub/ingest.h hub/spill.h hub/writer.h hub/sdnotify.h hub/readyscan.h \
+            hub/fed.h hub/fedpub.h hub/region.h
 
 HUB_CORE_OBJS := $(HUB_CORE_SRCS:%.c=$(OUT)/obj/%.o)
 # The store and config as an archive for the test programs: the generic test
@@ -45,8 +47,20 @@ $(OUT)/tests/hub/test_provision: $(OUT)/obj/tests/broker/client.o $(OUT)/obj/tes
                                  $(OUT)/bin/firewatch-hub \
                                  $(OUT)/bin/firewatchctl $(OUT)/bin/firewatch-fleet
 
+# Federation: the pure documents and the regional receiver against a real
+# database (test_fed), and two brokers and two hubs end to end
+# (test_federation, on the shared rig tests/lib/hubrig.c).
+$(OUT)/tests/hub/test_fed: $(OUT)/obj/hub/fed.o $(OUT)/obj/hub/region.o $(HUB_CORE_LIB)
+$(OUT)/tests/hub/test_fed: TEST_EXTRA_LIBS = $(HUB_CORE_LIB) $(COMMON_LIB) $(PROTOCOL_LIBS) $(LIB_SQLITE)
+$(OUT)/obj/tests/lib/hubrig.o $(OUT)/obj/tests/hub/test_federation.o: ALL_CFLAGS += -Itests/http
+$(OUT)/tests/hub/test_federation: $(OUT)/obj/tests/lib/hubrig.o $(OUT)/obj/tests/http/client.o \
+                                  $(OUT)/bin/firewatch-hub $(OUT)/bin/firewatchctl
+$(OUT)/tests/hub/test_federation: TEST_EXTRA_LIBS = $(LIB_CJSON)
+
 TEST_BINS += $(OUT)/tests/hub/test_store $(OUT)/tests/hub/test_hubconf \
-             $(OUT)/tests/hub/test_hub $(OUT)/tests/hub/test_provision
+             $(OUT)/tests/hub/test_hub $(OUT)/tests/hub/test_provision \
+             $(OUT)/tests/hub/test_fed $(OUT)/tests/hub/test_federation
 
 CHECK_SRCS += $(HUB_CORE_SRCS) $(HUB_DAEMON_SRCS) hub/ctl.c hub/techview.h $(HUB_HDRS) \
-              tests/hub/test_store.c tests/hub/test_hubconf.c tests/hub/test_hub.c tests/hub/test_provision.c
+              tests/hub/test_store.c tests/hub/test_hubconf.c tests/hub/test_hub.c tests/hub/test_provision.c \
+              tests/hub/test_fed.c tests/hub/test_federation.c tests/lib/hubrig.c tests/lib/hubrig.h

@@ -290,6 +290,25 @@ static const char *const migrations[] = {
     "  value + 1 WHERE key = 'changes'; END;"
     "CREATE VIEW node_tests AS SELECT id, zone_id AS node_id, who, created_ms AS asked_ms, done_ms, "
     "  COALESCE(result, '') AS result FROM commands WHERE action = 'selftest';",
+    /* 5: federation, on a regional hub (docs/federation.md): the area hubs
+     * whose bridges may log in (firewatchctl area add), what each last said
+     * (its summary, its readiness, its bridge's state), their incidents,
+     * and the latest CAP alert of each (apart: it may come first). */
+    "CREATE TABLE areas(id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', added_ms INTEGER NOT NULL, "
+    "  removed_ms INTEGER NOT NULL DEFAULT 0, bridge_online INTEGER, bridge_ms INTEGER NOT NULL DEFAULT 0, "
+    "  last_seen_ms INTEGER NOT NULL DEFAULT 0, hub_doc TEXT, hub_ms INTEGER NOT NULL DEFAULT 0, "
+    "  readiness_doc TEXT, readiness_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE area_incidents(area TEXT NOT NULL REFERENCES areas(id) ON DELETE CASCADE, id INTEGER NOT "
+    "  NULL, zone TEXT NOT NULL, zone_name TEXT NOT NULL DEFAULT '', site_name TEXT NOT NULL DEFAULT '', "
+    "  state TEXT NOT NULL, kind TEXT NOT NULL, origin TEXT NOT NULL DEFAULT '', cause TEXT NOT NULL DEFAULT "
+    "  '', opened_ms INTEGER NOT NULL, alarm_ms INTEGER NOT NULL DEFAULT 0, ack_ms INTEGER NOT NULL DEFAULT "
+    "  0, ack_by TEXT NOT NULL DEFAULT '', closed_ms INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT "
+    "NULL, "
+    "  PRIMARY KEY(area, id));"
+    "CREATE INDEX area_incidents_open ON area_incidents(closed_ms, opened_ms);"
+    "CREATE TABLE area_alerts(area TEXT NOT NULL REFERENCES areas(id) ON DELETE CASCADE, id INTEGER NOT "
+    "NULL, "
+    "  xml TEXT NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(area, id));",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

@@ -11,10 +11,6 @@
 void fw_error_set(struct fw_error *err, enum fw_err code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* True when the n bytes at s are well-formed UTF-8 (no overlongs, no
- * surrogates, nothing above U+10FFFF). */
-bool fw_utf8_valid(const char *s, size_t n);
-
 /* Deepest nesting of objects and arrays in JSON text, strings skipped.
  * Stops counting once limit is exceeded and returns limit + 1. */
 int fw_json_depth(const char *s, size_t n, int limit);

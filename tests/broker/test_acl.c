@@ -8,7 +8,9 @@
  * every other publish is answered with MQTT 5 reason 0x87 and reaches no
  * one; a node receives only its own cmd and its zone's alarm; anonymous
  * clients and wrong passwords are refused; and after a decommission (user
- * removed, ACL rewritten, SIGHUP) the node is cut off at once. "Nothing
+ * removed, ACL rewritten, SIGHUP) the node is cut off at once. Federation:
+ * a regional broker's area accounts write only their own subtree, and two
+ * real brokers show the generated bridge at work. "Nothing
  * arrived" is always proved with a barrier: a permitted message sent after
  * the refused ones, which the same subscriber must receive.
  */
@@ -44,6 +46,16 @@ struct fx {
     char pid_file[320];
     char hub_pw[BROKERCFG_PASSWORD_SIZE];
     char pw[NODES][BROKERCFG_PASSWORD_SIZE];
+    char area_pw[2][BROKERCFG_PASSWORD_SIZE]; /* the areas' accounts, when fed */
+};
+
+/* What a federation test adds to the standard fixture. */
+struct fx_fed {
+    const char *const *areas; /* accounts area_<id> (a regional broker), at most 2 */
+    size_t n_areas;
+    const char *const *hub_write; /* the hub's extra write grants */
+    size_t n_hub_write;
+    const struct brokercfg_bridge *bridge; /* a bridge out of this broker */
 };
 
 static void path_in(char *buf, size_t size, const struct fx *f, const char *name)
@@ -51,9 +63,10 @@ static void path_in(char *buf, size_t size, const struct fx *f, const char *name
     snprintf(buf, size, "%s/%s", f->b.dir, name);
 }
 
-/* Provisions every node and the hub, writes the whole configuration with
- * brokercfg and starts the broker on it. */
-static int fx_start(struct fx *f)
+/* Provisions every node and the hub (and fed's areas), writes the whole
+ * configuration with brokercfg (with fed's bridge) and starts the broker on
+ * it. fed may be NULL. */
+static int fx_start_fed(struct fx *f, const struct fx_fed *fed)
 {
     memset(f, 0, sizeof *f);
     int rc = tb_init(&f->b);
@@ -79,7 +92,21 @@ static int fx_start(struct fx *f)
         if ((rc = brokercfg_password_generate(f->pw[i], sizeof f->pw[i])) != 0 ||
             (rc = brokercfg_passwd_set(f->passwd, nodes[i].id, f->pw[i])) != 0)
             return rc;
-    if ((rc = brokercfg_acl_write(f->acl, HUB_USER, nodes, NODES)) != 0)
+    struct brokercfg_acl acl = {.hub_user = HUB_USER, .nodes = nodes, .n_nodes = NODES};
+    if (fed) {
+        acl.hub_write = fed->hub_write;
+        acl.n_hub_write = fed->n_hub_write;
+        acl.areas = fed->areas;
+        acl.n_areas = fed->n_areas;
+        for (size_t i = 0; i < fed->n_areas && i < 2; i++) {
+            char user[64];
+            snprintf(user, sizeof user, "area_%s", fed->areas[i]);
+            if ((rc = brokercfg_password_generate(f->area_pw[i], sizeof f->area_pw[i])) != 0 ||
+                (rc = brokercfg_passwd_set(f->passwd, user, f->area_pw[i])) != 0)
+                return rc;
+        }
+    }
+    if ((rc = brokercfg_acl_write_ex(f->acl, &acl)) != 0)
         return rc;
 
     char conf[320], log[320];
@@ -96,9 +123,15 @@ static int fx_start(struct fx *f)
     o.pid_file = f->pid_file;
     o.log_file = log;
     o.run_as_user = geteuid() == 0 ? "root" : NULL; /* the scratch files are ours */
+    o.bridge = fed ? fed->bridge : NULL;
     if ((rc = brokercfg_config_write(&o, conf)) != 0)
         return rc;
     return tb_start_config(&f->b);
+}
+
+static int fx_start(struct fx *f)
+{
+    return fx_start_fed(f, NULL);
 }
 
 /* Stops the broker, first copying its log to stderr when the test failed. */
@@ -576,7 +609,186 @@ static void test_runs_as_broker_account(void)
     fx_stop(&f);
 }
 
+/* ---- federation -------------------------------------------------------- */
+
+/* A regional broker's area accounts: each may write its own
+ * firewatch/v1/fed/<id>/ subtree and nothing else. On an area broker the hub
+ * may write its federation subtree and Home Assistant's discovery prefix when
+ * given them. Refusals are proved with a barrier as above. */
+static void test_area_accounts(void)
+{
+    static const char *const areas[] = {"a1", "a2"};
+    static const char *const extra[] = {ROOT "fed/hub1/#", "homeassistant/#"};
+    const struct fx_fed fed = {areas, 2, extra, 2, NULL};
+    struct fx f;
+    if (fx_start_fed(&f, &fed) != 0) {
+        th_fail(__FILE__, __LINE__, "broker did not start");
+        fx_stop(&f);
+        return;
+    }
+    int reason;
+    struct tc_client *h = hub(&f);
+    struct tc_client *a1 = tc_connect(f.node_url, NULL, "area_a1", f.area_pw[0], NULL, &reason);
+    th_report(a1 != NULL, "area_a1 logs in with its password (reason 0x%x)", (unsigned)reason);
+    if (h && a1) {
+        CHECK_INT(tc_publish(a1, ROOT "fed/a1/hub", "{\"v\":1,\"hub\":\"a1\"}", 1, true), 0);
+        CHECK_INT(tc_publish(a1, ROOT "fed/a1/incident/7", "{\"v\":1}", 1, true), 0);
+        CHECK(tc_wait_count(h, ROOT "fed/a1/hub", 1, WAIT_MS));
+        static const char *const forbidden[] = {
+            ROOT "fed/a2/hub",                              /* another area's summary */
+            ROOT "fed/a2/incident/1",                       /* another area's incident */
+            ROOT "fed/hub1/hub",                            /* the hub's own subtree */
+            ROOT "node/n1/event",                           /* a node's alarm */
+            ROOT "node/n1/status",    ROOT "zone/z1/alarm", /* sounding a zone */
+            ROOT "hub/status",        ROOT "fed",
+        };
+        for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++) {
+            int rc = tc_publish(a1, forbidden[i], "{\"v\":1}", 1, false);
+            th_report(rc == RC_NOT_AUTHORIZED, "area_a1 publish %s -> 0x%x (want 0x87)", forbidden[i],
+                      (unsigned)rc);
+        }
+        /* Outside the protocol root too (nobody reads there, so the reason code is the proof). */
+        CHECK_INT(tc_publish(a1, "homeassistant/x", "{}", 1, false), RC_NOT_AUTHORIZED);
+        /* Barrier: a permitted publish after the refused ones arrives; none of them did. */
+        CHECK_INT(tc_publish(a1, ROOT "fed/a1/readiness", "{\"v\":1}", 1, false), 0);
+        CHECK(tc_wait_count(h, ROOT "fed/a1/readiness", 1, WAIT_MS));
+        for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++)
+            th_report(tc_count(h, forbidden[i]) == 0, "hub received nothing on %s", forbidden[i]);
+
+        /* The hub's extras: its federation subtree and the discovery prefix (accepted: PUBACK 0
+         * where a refusal is 0x87), nothing beside them. Home Assistant's own account would
+         * read the discovery topics; the hub reads only the protocol root. */
+        CHECK_INT(tc_publish(h, ROOT "fed/hub1/x", "{\"v\":1}", 1, false), 0);
+        CHECK_INT(tc_publish(h, "homeassistant/x", "{}", 1, false), 0);
+        CHECK_INT(tc_publish(h, ROOT "fed/a1/hub", "{\"forged\":1}", 1, true), RC_NOT_AUTHORIZED);
+        CHECK_INT(tc_publish(h, "elsewhere/x", "{}", 1, false), RC_NOT_AUTHORIZED);
+        CHECK_INT(tc_publish(h, "homeassistantx/y", "{}", 1, false), RC_NOT_AUTHORIZED);
+        CHECK(tc_wait_count(h, ROOT "fed/hub1/x", 1, WAIT_MS));
+        char payload[64];
+        tc_last_payload(h, ROOT "fed/a1/hub", payload, sizeof payload);
+        CHECK_STR(payload, "{\"v\":1,\"hub\":\"a1\"}");
+    }
+    tc_free(a1);
+
+    /* area_a2 with area_a1's password, and a node's name with an area's: refused. */
+    struct tc_client *bad = tc_connect(f.node_url, "probe", "area_a2", f.area_pw[0], NULL, &reason);
+    th_report(!bad && reason == RC_NOT_AUTHORIZED, "area_a2 with area_a1's password refused (0x%x)",
+              (unsigned)reason);
+    tc_free(bad);
+    tc_free(h);
+    fx_stop(&f);
+}
+
+struct counted {
+    struct tc_client *c;
+    const char *topic;
+    const char *payload;
+};
+
+/* True once the last message on topic carries payload. */
+static bool last_is(void *arg)
+{
+    const struct counted *w = arg;
+    char buf[128];
+    tc_last_payload(w->c, w->topic, buf, sizeof buf);
+    return strcmp(buf, w->payload) == 0;
+}
+
+/* Two real brokers on loopback: the area broker runs the configuration
+ * brokercfg writes with the bridge section, pointing at a regional broker
+ * that has the area's account. What the area hub publishes under its
+ * federation subtree arrives on the regional broker (retained, so a
+ * regional hub starting later still gets it), the bridge's notification says
+ * 1 there, nothing else crosses, the bridge survives the area broker's
+ * reloads, and what is published while the regional broker is down arrives
+ * when it is back. The area broker's ACL has no entry for the bridge: it
+ * does not apply to the bridge's own local subscription. */
+static void test_bridge_two_brokers(void)
+{
+    static const char *const region_areas[] = {"a1"};
+    struct fx reg, area;
+    const struct fx_fed reg_fed = {region_areas, 1, NULL, 0, NULL};
+    if (fx_start_fed(&reg, &reg_fed) != 0) {
+        th_fail(__FILE__, __LINE__, "regional broker did not start");
+        fx_stop(&reg);
+        return;
+    }
+    char address[64];
+    snprintf(address, sizeof address, "127.0.0.1:%d", reg.b.port); /* the nodes' listener */
+    const struct brokercfg_bridge bridge = {"a1", address, reg.area_pw[0], NULL};
+    static const char *const extra[] = {ROOT "fed/a1/#"};
+    const struct fx_fed area_fed = {NULL, 0, extra, 1, &bridge};
+    if (fx_start_fed(&area, &area_fed) != 0) {
+        th_fail(__FILE__, __LINE__, "area broker did not start with the bridge section");
+        fx_stop(&area);
+        fx_stop(&reg);
+        return;
+    }
+    int reason;
+    struct tc_client *ah = hub(&area); /* the area hub, on its own broker */
+    if (ah) {
+        CHECK_INT(tc_publish(ah, ROOT "fed/a1/hub", "{\"v\":1,\"hub\":\"a1\",\"n\":1}", 1, true), 0);
+        CHECK_INT(tc_publish(ah, ROOT "hub/status", "{\"online\":true}", 1, true), 0);
+        CHECK_INT(tc_publish(ah, ROOT "zone/z1/alarm", "{\"state\":\"clear\"}", 1, true), 0);
+        /* Locally, the bridge announces itself on its notification topic. */
+        struct counted lw = {ah, ROOT "fed/a1/bridge", "1"};
+        th_report(th_wait_until(last_is, &lw, 15000), "area broker: bridge notification 1");
+    }
+    /* The regional hub subscribes afterwards: what it gets was retained there. */
+    struct tc_client *rh = tc_connect(reg.hub_url, NULL, HUB_USER, reg.hub_pw, NULL, &reason);
+    CHECK(rh != NULL);
+    if (ah && rh) {
+        CHECK_INT(tc_subscribe(rh, ROOT "#", 1), 1);
+        struct counted w = {rh, ROOT "fed/a1/hub", "{\"v\":1,\"hub\":\"a1\",\"n\":1}"};
+        th_report(th_wait_until(last_is, &w, 15000), "retained fed/a1/hub arrived on the regional broker");
+        struct counted n = {rh, ROOT "fed/a1/bridge", "1"};
+        th_report(th_wait_until(last_is, &n, WAIT_MS), "regional broker: bridge notification 1");
+        /* Live, and a barrier for what must not cross. */
+        CHECK_INT(tc_publish(ah, ROOT "fed/a1/incident/1", "{\"v\":1,\"id\":1}", 1, true), 0);
+        CHECK(tc_wait_count(rh, ROOT "fed/a1/incident/1", 1, WAIT_MS));
+        CHECK_INT(tc_count(rh, ROOT "hub/status"), 0);
+        CHECK_INT(tc_count(rh, ROOT "zone/z1/alarm"), 0);
+
+        /* A reload of the area broker (every node add does one) keeps the bridge. */
+        CHECK_INT(brokercfg_reload(area.pid_file, 0), 0);
+        struct gone g = {&area, "Reloading config"};
+        CHECK(th_wait_until(log_has, &g, WAIT_MS));
+        CHECK_INT(tc_publish(ah, ROOT "fed/a1/incident/2", "{\"v\":1,\"id\":2}", 1, true), 0);
+        CHECK(tc_wait_count(rh, ROOT "fed/a1/incident/2", 1, WAIT_MS));
+    }
+    tc_free(rh);
+    rh = NULL;
+
+    /* The link goes down: the area broker says 0 locally and keeps what the
+     * hub publishes meanwhile; it crosses once the regional broker is back. */
+    tb_halt(&reg.b);
+    if (ah) {
+        struct counted lw = {ah, ROOT "fed/a1/bridge", "0"};
+        th_report(th_wait_until(last_is, &lw, WAIT_MS), "area broker: bridge notification 0 while down");
+        CHECK_INT(tc_publish(ah, ROOT "fed/a1/incident/3", "{\"v\":1,\"id\":3}", 1, true), 0);
+    }
+    CHECK_INT(tb_restart(&reg.b), 0);
+    rh = tc_connect(reg.hub_url, NULL, HUB_USER, reg.hub_pw, NULL, &reason);
+    CHECK(rh != NULL);
+    if (ah && rh) {
+        CHECK_INT(tc_subscribe(rh, ROOT "fed/#", 1), 1);
+        struct counted w = {rh, ROOT "fed/a1/incident/3", "{\"v\":1,\"id\":3}"};
+        th_report(th_wait_until(last_is, &w, 45000), "published while the link was down, arrived after");
+        struct counted n = {rh, ROOT "fed/a1/bridge", "1"};
+        bool one = th_wait_until(last_is, &n, WAIT_MS);
+        char got[32];
+        tc_last_payload(rh, ROOT "fed/a1/bridge", got, sizeof got);
+        th_report(one, "regional broker: notification 1 again (last \"%s\", %d messages)", got,
+                  tc_count(rh, ROOT "fed/a1/bridge"));
+    }
+    tc_free(rh);
+    tc_free(ah);
+    fx_stop(&area);
+    fx_stop(&reg);
+}
+
 TH_MAIN(TH_TEST(test_only_configured_listeners), TH_TEST(test_node_publishes_own_topics),
         TH_TEST(test_node_cannot_publish_elsewhere), TH_TEST(test_node_reads_only_its_own),
         TH_TEST(test_bad_logins_refused), TH_TEST(test_client_id_takeover_prevented),
-        TH_TEST(test_decommission_and_rotate), TH_TEST(test_wills), TH_TEST(test_runs_as_broker_account))
+        TH_TEST(test_decommission_and_rotate), TH_TEST(test_wills), TH_TEST(test_runs_as_broker_account),
+        TH_TEST(test_area_accounts), TH_TEST(test_bridge_two_brokers))

@@ -1,12 +1,15 @@
 /*
  * test_brokercfg.c - brokercfg without a running broker: passwords and their
  * Mosquitto-compatible hashes (checked against openssl's PBKDF2 and against
- * mosquitto_passwd), the password file, the ACL and configuration text, the
+ * mosquitto_passwd), the password file, the ACL (with the hub's extra grants
+ * and the regional broker's area accounts) and configuration text (with the
+ * federation bridge section), the
  * reload's refusal to signal anything but a mosquitto, and the TLS files
  * (checked with openssl verify).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -500,6 +503,343 @@ static void test_config_write(void)
     th_rmtree(dir);
 }
 
+/* Prints the bridge section into a malloc'd string (NULL on failure, rc in *rc). */
+static char *bridge_text(const struct brokercfg_bridge *b, int *rc)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    *rc = brokercfg_bridge_print(f, b);
+    fclose(f);
+    if (*rc != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static void test_bridge_text(void)
+{
+    struct brokercfg_bridge b = {"north-1", "region.example.org:1883", "pw-Abc_123", NULL};
+    int rc;
+    char *text = bridge_text(&b, &rc);
+    CHECK_INT(rc, 0);
+    if (!text)
+        return;
+    static const char *const want[] = {
+        "connection firewatch-fed-north-1",
+        "address region.example.org:1883",
+        "remote_clientid area_north-1",
+        "remote_username area_north-1",
+        "remote_password pw-Abc_123",
+        "bridge_protocol_version mqttv311",
+        "cleansession false",
+        "notifications true",
+        "notification_topic firewatch/v1/fed/north-1/bridge",
+        "restart_timeout 2 30",
+        "keepalive_interval 30",
+        "try_private false",
+        "topic firewatch/v1/fed/north-1/hub out 1",
+        "topic firewatch/v1/fed/north-1/readiness out 1",
+        "topic firewatch/v1/fed/north-1/incident/+ out 1",
+        "topic firewatch/v1/fed/north-1/cap/+ out 1",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        th_report(has_line(text, want[i]), "bridge has \"%s\"", want[i]);
+    /* Four topic lines, all out: nothing flows back in, nothing else goes out, and
+     * not the bridge's own notification topic (its local "0" would be queued and
+     * overwrite the regional "1" after a reconnect: test_acl shows it). */
+    CHECK_INT(count_lines_starting(text, "topic "), 4);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        size_t n = strcspn(p, "\n");
+        if (strncmp(p, "topic ", 6) == 0 &&
+            (memmem(p, n, "#", 1) != NULL || memmem(p, n, "/bridge", 7) != NULL || memmem(p, n, " in", 3) ||
+             memmem(p, n, " both", 5)))
+            th_fail(__FILE__, __LINE__, "bridge topic line %.*s", (int)n, p);
+    }
+    CHECK(strstr(text, "bridge_cafile") == NULL && strstr(text, "bridge_insecure") == NULL);
+    /* The connection line comes first: everything after it belongs to the bridge. */
+    const char *first = text;
+    while (*first == '#')
+        first = strchr(first, '\n') + 1;
+    CHECK(strncmp(first, "connection ", 11) == 0);
+    /* Every setting is commented. */
+    int uncommented = 0;
+    const char *prev = NULL;
+    for (const char *p = text; *p; p = strchr(p, '\n') + 1) {
+        if (*p != '#' && *p != '\n' && (!prev || *prev != '#'))
+            uncommented++;
+        prev = p;
+        if (!strchr(p, '\n'))
+            break;
+    }
+    CHECK_INT(uncommented, 0);
+    free(text);
+
+    /* TLS: the CA, hostname verification on, TLS 1.2 at least. */
+    b.cafile = "/etc/firewatch/region-ca.crt";
+    b.address = "10.0.0.5:8883";
+    text = bridge_text(&b, &rc);
+    CHECK_INT(rc, 0);
+    if (text) {
+        CHECK(has_line(text, "address 10.0.0.5:8883"));
+        CHECK(has_line(text, "bridge_cafile /etc/firewatch/region-ca.crt"));
+        CHECK(has_line(text, "bridge_insecure false"));
+        CHECK(has_line(text, "bridge_tls_version tlsv1.2"));
+    }
+    free(text);
+    b.cafile = ""; /* empty: plain */
+    text = bridge_text(&b, &rc);
+    CHECK(text && strstr(text, "bridge_cafile") == NULL);
+    free(text);
+    b.address = "[::1]:1883"; /* Mosquitto wants a bare IPv6 address */
+    CHECK(bridge_text(&b, &rc) == NULL && rc == -EINVAL);
+    b.address = "::1:1883";
+    text = bridge_text(&b, &rc);
+    CHECK_INT(rc, 0);
+    free(text);
+
+    /* Refusals: anything that could break out of its line or name the wrong area. */
+    static const struct {
+        const char *what, *area, *address, *password, *cafile;
+    } rows[] = {
+        {"upper-case area", "North", "r:1883", "pw", NULL},
+        {"empty area", "", "r:1883", "pw", NULL},
+        {"area with a slash", "a/b", "r:1883", "pw", NULL},
+        {"area wildcard", "+", "r:1883", "pw", NULL},
+        {"no port", "a1", "region.example.org", "pw", NULL},
+        {"port 0", "a1", "r:0", "pw", NULL},
+        {"port too big", "a1", "r:65536", "pw", NULL},
+        {"port not a number", "a1", "r:18x3", "pw", NULL},
+        {"space in address", "a1", "r egion:1883", "pw", NULL},
+        {"newline in address", "a1", "r:1883\naddress evil:1883", "pw", NULL},
+        {"empty password", "a1", "r:1883", "", NULL},
+        {"space in password", "a1", "r:1883", "pw x", NULL},
+        {"newline in password", "a1", "r:1883", "pw\ntopic # both 2", NULL},
+        {"relative cafile", "a1", "r:1883", "pw", "ca.crt"},
+        {"newline in cafile", "a1", "r:1883", "pw", "/ca.crt\nbridge_insecure true"},
+        {"space in cafile", "a1", "r:1883", "pw", "/etc/my ca.crt"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct brokercfg_bridge bad = {rows[i].area, rows[i].address, rows[i].password, rows[i].cafile};
+        char *t = bridge_text(&bad, &rc);
+        th_report(!t && rc == -EINVAL, "bridge refuses %s (%d)", rows[i].what, rc);
+        free(t);
+    }
+    FILE *null = fopen("/dev/null", "w");
+    CHECK_INT(brokercfg_bridge_print(null, NULL), -EINVAL);
+    struct brokercfg_bridge none = {NULL, "r:1883", "pw", NULL};
+    CHECK_INT(brokercfg_bridge_print(null, &none), -EINVAL);
+    fclose(null);
+}
+
+/* A configuration with a bridge: the section comes after every listener,
+ * the file is 0600 (it holds a password) and a bad bridge writes nothing. */
+static void test_config_with_bridge(void)
+{
+    const struct brokercfg_bridge b = {"a1", "127.0.0.1:18830", "Secret-pw_1", NULL};
+    struct brokercfg_options o;
+    base_options(&o);
+    o.tls_port = 8883;
+    o.tls_cafile = "/etc/firewatch/tls/ca.crt";
+    o.tls_certfile = "/etc/firewatch/tls/server.crt";
+    o.tls_keyfile = "/etc/firewatch/tls/server.key";
+    o.bridge = &b;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK_INT(brokercfg_config_print(&o, f), 0);
+    fclose(f);
+    const char *conn = strstr(text, "\nconnection firewatch-fed-a1\n");
+    CHECK(conn != NULL);
+    if (conn) {
+        /* No listener, and no listener option, after the connection line. */
+        CHECK(strstr(conn, "\nlistener ") == NULL);
+        CHECK(strstr(conn, "\nuse_username_as_clientid") == NULL);
+        CHECK(strstr(conn, "\ncafile") == NULL);
+        CHECK(strstr(conn, "\ntopic firewatch/v1/fed/a1/cap/+ out 1\n") != NULL);
+        /* It is the end of the file: the bridge section's last setting is the last line. */
+        CHECK(len > 0 && text[len - 1] == '\n');
+    }
+    CHECK(conn > strstr(text, "\nrequire_certificate"));
+    check_listener_scope(text, 3);
+    free(text);
+
+    const char *dir = th_tmpdir("bcfg-bridge");
+    char path[512], body[16384];
+    snprintf(path, sizeof path, "%s/mosquitto.conf", dir);
+    base_options(&o);
+    o.run_as_user = NULL;
+    CHECK_INT(brokercfg_config_write(&o, path), 0); /* no bridge: 0644 */
+    CHECK_INT(file_mode(path), 0644);
+    o.bridge = &b;
+    CHECK_INT(brokercfg_config_write(&o, path), 0);
+    CHECK_INT(file_mode(path), 0600);
+    CHECK(slurp(path, body, sizeof body) > 0);
+    CHECK(has_line(body, "remote_password Secret-pw_1"));
+    const char *last = strstr(body, "\nconnection ");
+    CHECK(last && strstr(last, "\nlistener ") == NULL);
+    /* A bad bridge leaves the old file. */
+    const struct brokercfg_bridge bad = {"a1", "127.0.0.1:18830", "two words", NULL};
+    o.bridge = &bad;
+    CHECK_INT(brokercfg_config_write(&o, path), -EINVAL);
+    CHECK(slurp(path, body, sizeof body) > 0 && has_line(body, "remote_password Secret-pw_1"));
+    /* Back to no bridge: no secret, 0644 again. */
+    o.bridge = NULL;
+    CHECK_INT(brokercfg_config_write(&o, path), 0);
+    CHECK_INT(file_mode(path), 0644);
+    if (geteuid() == 0) {
+        /* As root with a run_as_user, the secret file goes to that account. */
+        o.bridge = &b;
+        o.run_as_user = "nobody";
+        CHECK_INT(brokercfg_config_write(&o, path), 0);
+        struct stat st;
+        struct passwd *pw = getpwnam("nobody");
+        CHECK(pw && stat(path, &st) == 0 && st.st_uid == pw->pw_uid && (st.st_mode & 07777) == 0600);
+        o.run_as_user = "no-such-account-fw";
+        CHECK_INT(brokercfg_config_write(&o, path), -ENOENT);
+    }
+    th_rmtree(dir);
+}
+
+static void test_acl_extras(void)
+{
+    const struct brokercfg_node nodes[] = {{"n1", "z1"}};
+    const char *const extra[] = {"firewatch/v1/fed/hub-a/#", "homeassistant/#"};
+    const char *const areas[] = {"a1", "north-2"};
+    struct brokercfg_acl acl = {.hub_user = "firewatch_hub",
+                                .hub_write = extra,
+                                .n_hub_write = 2,
+                                .nodes = nodes,
+                                .n_nodes = 1,
+                                .areas = areas,
+                                .n_areas = 2};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK_INT(brokercfg_acl_print_ex(f, &acl), 0);
+    fclose(f);
+    CHECK(has_line(text, "topic write firewatch/v1/fed/hub-a/#"));
+    CHECK(has_line(text, "topic write homeassistant/#"));
+    /* The extras belong to the hub's block: before the first node. */
+    CHECK(strstr(text, "topic write homeassistant/#") < strstr(text, "user n1"));
+    CHECK(has_line(text, "user area_a1"));
+    CHECK(has_line(text, "topic write firewatch/v1/fed/a1/#"));
+    CHECK(has_line(text, "user area_north-2"));
+    CHECK(has_line(text, "topic write firewatch/v1/fed/north-2/#"));
+    /* An area block grants exactly one write and no read. */
+    const char *blk = strstr(text, "user area_a1\n");
+    if (blk) {
+        const char *end = strstr(blk + 1, "\nuser ");
+        size_t n = end ? (size_t)(end - blk) : strlen(blk);
+        char one[512];
+        snprintf(one, sizeof one, "%.*s", (int)n, blk);
+        CHECK_INT(count_lines_starting(one, "topic "), 1);
+        CHECK_INT(count_lines_starting(one, "topic read"), 0);
+    }
+    CHECK_INT(count_lines_starting(text, "user "), 4);
+    CHECK_INT(count_lines_starting(text, "topic "), 4 + 2 + 5 + 2);
+    CHECK_INT(count_lines_starting(text, "pattern"), 0);
+    free(text);
+
+    /* The old entry point writes the same as _ex without extras. */
+    char *a = NULL, *b = NULL;
+    size_t la = 0, lb = 0;
+    f = open_memstream(&a, &la);
+    CHECK_INT(brokercfg_acl_print(f, "firewatch_hub", nodes, 1), 0);
+    fclose(f);
+    struct brokercfg_acl plain = {.hub_user = "firewatch_hub", .nodes = nodes, .n_nodes = 1};
+    f = open_memstream(&b, &lb);
+    CHECK_INT(brokercfg_acl_print_ex(f, &plain), 0);
+    fclose(f);
+    CHECK_STR(a, b);
+    free(a);
+    free(b);
+
+    /* Refused extras: malformed filters, and any that would let the hub write a node's topics. */
+    static const struct {
+        const char *filter;
+        int want;
+    } filters[] = {
+        {"homeassistant/#", 0},
+        {"firewatch/v1/fed/a1/#", 0},
+        {"ha/+/config", 0},
+        {"firewatch/v1/nodes/x", 0},
+        {"", -EINVAL},
+        {"a/#/b", -EINVAL},
+        {"a/b#", -EINVAL},
+        {"a/+b/c", -EINVAL},
+        {"a b", -EINVAL},
+        {"a\nuser n1", -EINVAL},
+        {"a\tb", -EINVAL},
+        {"$SYS/#", -EINVAL},
+        {"#", -EINVAL},
+        {"firewatch/#", -EINVAL},
+        {"+/v1/node/n1/event", -EINVAL},
+        {"firewatch/v1/node/n1/event", -EINVAL},
+        {"firewatch/v1/+/n1/event", -EINVAL},
+        {"firewatch/v1/node", -EINVAL}, /* not a node topic, but node/# covers its parent */
+    };
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+        const char *one[] = {filters[i].filter};
+        struct brokercfg_acl x = {.hub_user = "firewatch_hub", .hub_write = one, .n_hub_write = 1};
+        FILE *null = fopen("/dev/null", "w");
+        int rc = brokercfg_acl_print_ex(null, &x);
+        fclose(null);
+        th_report(rc == filters[i].want, "hub write extra %zu \"%.*s\" -> %d (want %d)", i,
+                  (int)strcspn(filters[i].filter, "\n\t"), filters[i].filter, rc, filters[i].want);
+    }
+    char longf[BROKERCFG_FILTER_MAX + 2];
+    memset(longf, 'a', sizeof longf - 1);
+    longf[sizeof longf - 1] = '\0';
+    CHECK(!brokercfg_filter_valid(longf));
+    CHECK(brokercfg_filter_valid("a//b"));
+    CHECK(!brokercfg_filter_valid(NULL));
+
+    static const struct {
+        const char *area;
+        int want;
+    } area_rows[] = {{"a1", 0},
+                     {"A1", -EINVAL},
+                     {"", -EINVAL},
+                     {"a/b", -EINVAL},
+                     {"+", -EINVAL},
+                     {"#", -EINVAL},
+                     {"-a", -EINVAL},
+                     {"a b", -EINVAL},
+                     {"a1\nuser x", -EINVAL},
+                     {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", -EINVAL}};
+    for (size_t i = 0; i < sizeof area_rows / sizeof area_rows[0]; i++) {
+        const char *one[] = {area_rows[i].area};
+        struct brokercfg_acl x = {.hub_user = "firewatch_hub", .areas = one, .n_areas = 1};
+        FILE *null = fopen("/dev/null", "w");
+        int rc = brokercfg_acl_print_ex(null, &x);
+        fclose(null);
+        th_report(rc == area_rows[i].want, "area %zu \"%.*s\" -> %d", i,
+                  (int)strcspn(area_rows[i].area, "\n"), area_rows[i].area, rc);
+    }
+    FILE *null = fopen("/dev/null", "w");
+    const char *dup[] = {"a1", "a1"};
+    struct brokercfg_acl x = {.hub_user = "firewatch_hub", .areas = dup, .n_areas = 2};
+    CHECK_INT(brokercfg_acl_print_ex(null, &x), -EINVAL);
+    struct brokercfg_acl y = {.hub_user = "area_x"}; /* the hub named like an area's account */
+    CHECK_INT(brokercfg_acl_print_ex(null, &y), -EINVAL);
+    struct brokercfg_acl z = {.hub_user = "firewatch_hub", .n_areas = 1};
+    CHECK_INT(brokercfg_acl_print_ex(null, &z), -EINVAL);
+    CHECK_INT(brokercfg_acl_print_ex(null, NULL), -EINVAL);
+    fclose(null);
+
+    /* _write_ex: 0600, and a refused ACL leaves the old file. */
+    const char *dir = th_tmpdir("bcfg-aclx");
+    char path[512], body[4096];
+    snprintf(path, sizeof path, "%s/acl", dir);
+    CHECK_INT(brokercfg_acl_write_ex(path, &acl), 0);
+    CHECK_INT(file_mode(path), 0600);
+    CHECK_INT(brokercfg_acl_write_ex(path, &x), -EINVAL);
+    CHECK(slurp(path, body, sizeof body) > 0 && has_line(body, "user area_north-2"));
+    th_rmtree(dir);
+}
+
 static void test_prepare(void)
 {
     const char *dir = th_tmpdir("bcfg-prep");
@@ -632,5 +972,6 @@ TH_MAIN(TH_TEST(test_password_generate), TH_TEST(test_hash_format_and_verify),
         TH_TEST(test_pbkdf2_matches_openssl), TH_TEST(test_reads_mosquitto_passwd_hashes),
         TH_TEST(test_passwd_file), TH_TEST(test_passwd_concurrent_writers), TH_TEST(test_acl_text),
         TH_TEST(test_config_text), TH_TEST(test_config_refusals), TH_TEST(test_config_write),
+        TH_TEST(test_bridge_text), TH_TEST(test_config_with_bridge), TH_TEST(test_acl_extras),
         TH_TEST(test_prepare), TH_TEST(test_queue_size), TH_TEST(test_reload_refusals),
         TH_TEST(test_tls_files))

@@ -209,6 +209,10 @@ int fw_cmd_parse(const char *s, enum fw_cmd_kind *out);
 /* True when the NUL-terminated id matches [a-z0-9][a-z0-9-]{0,31}. */
 bool fw_id_valid(const char *id);
 
+/* True when the n bytes at s are well-formed UTF-8 (no overlongs, no
+ * surrogates, nothing above U+10FFFF). */
+bool fw_utf8_valid(const char *s, size_t n);
+
 /* Writes the topic for channel and id (id ignored for FW_CH_HUB_STATUS) into
  * buf. Returns the topic length, -EINVAL for a bad id or channel, or
  * -ENOSPC when buf is too small. */
