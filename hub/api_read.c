@@ -553,6 +553,12 @@ static void incident_action(struct api_req *rq, struct api_reply *rp, enum http_
         snprintf(detail, sizeof detail, "zone %s", zone);
     else
         snprintf(detail, sizeof detail, "incident %" PRIu32, id);
+    if (srv->regional) {
+        /* A regional view never acts on an area's incidents (the daemon
+         * refuses too: -EROFS). */
+        api_error(rp, 403, "this is a regional hub, a read-only view: act on the area's own hub");
+        return;
+    }
     if (!srv->hooks.incident_action) {
         api_error(rp, 503, "the hub's incident engine is not connected");
         return;

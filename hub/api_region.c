@@ -134,11 +134,15 @@ void api_region_incidents(struct api_req *rq, struct api_reply *rp)
     }
     struct api_db *db = api_db_get(rq->srv);
     sqlite3_stmt *q = prepare(
-        db, "SELECT i.area, COALESCE(NULLIF(a.name, ''), i.area), i.id, i.zone, i.zone_name, i.site_name, "
-            "i.state, i.kind, i.origin, i.cause, i.opened_ms, i.alarm_ms, i.ack_ms, i.ack_by, i.closed_ms, "
-            "i.updated_ms, (SELECT 1 FROM area_alerts c WHERE c.area = i.area AND c.id = i.id) FROM "
-            "area_incidents i JOIN areas a ON a.id = i.area WHERE (?1 IS NULL OR i.area = ?1) AND (?2 = 0 OR "
-            "i.closed_ms = 0) ORDER BY i.closed_ms != 0, i.opened_ms DESC LIMIT ?3");
+        db,
+        "SELECT i.area, COALESCE(NULLIF(a.name, ''), NULLIF(json_extract(a.hub_doc, '$.name'), ''), i.area), "
+        "i.id, i.zone, i.zone_name, i.site_name, "
+        "i.state, i.kind, i.origin, i.cause, i.opened_ms, i.alarm_ms, i.ack_ms, i.ack_by, i.closed_ms, "
+        "i.updated_ms, (SELECT 1 FROM area_alerts c WHERE c.area = i.area AND c.id = i.id) FROM "
+        "area_incidents i JOIN areas a ON a.id = i.area WHERE a.removed_ms = 0 AND (?1 IS NULL OR i.area = "
+        "?1) AND "
+        "(?2 = 0 OR "
+        "i.closed_ms = 0) ORDER BY i.closed_ms != 0, i.opened_ms DESC LIMIT ?3");
     if (!q) {
         api_db_put(rq->srv, db);
         api_error(rp, 500, "database error");
@@ -195,7 +199,10 @@ void api_region_cap(struct api_req *rq, struct api_reply *rp)
         return;
     }
     struct api_db *db = api_db_get(rq->srv);
-    sqlite3_stmt *q = prepare(db, "SELECT xml FROM area_alerts WHERE area = ?1 AND id = ?2");
+    sqlite3_stmt *q = prepare(
+        db,
+        "SELECT c.xml FROM area_alerts c JOIN areas a ON a.id = c.area WHERE c.area = ?1 AND c.id = ?2 AND "
+        "a.removed_ms = 0");
     int rc = SQLITE_ERROR;
     char *xml = NULL;
     size_t len = 0;

@@ -670,6 +670,22 @@ static void count_seq(struct hub *h, struct hnode *n, uint32_t seq)
         n->last_seq = seq;
 }
 
+/* The node id's entry; when unknown, rereads the topology first if the
+ * database changed since the last poll: a node provisioned a moment ago
+ * (the poll runs once a second) must not have its first alarm ignored. */
+static struct hnode *find_or_reload(struct hub *h, const char *id)
+{
+    struct hnode *n = find_node(h, id);
+    int64_t counter = 0;
+    if (n || store_change_counter(h->db, &counter) != 0 || counter == h->change_counter)
+        return n;
+    h->change_counter = counter;
+    load_topology(h, clock_wall_ms());
+    h->ha_due = h->readiness_due = true;
+    fedpub_changed(h->fed);
+    return find_node(h, id);
+}
+
 static void handle_item(struct hub *h, const struct ingest_item *it)
 {
     if (it->channel == INGEST_CH_EXTRA) {
@@ -678,7 +694,7 @@ static void handle_item(struct hub *h, const struct ingest_item *it)
             h->ha_due = true;
         return;
     }
-    struct hnode *n = find_node(h, it->node);
+    struct hnode *n = find_or_reload(h, it->node);
     if (!n) {
         h->unknown_node++;
         uint64_t sup = 0;

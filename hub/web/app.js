@@ -12,6 +12,7 @@ const API = '/api/v1';
 const state = {
   lang: 'en',
   strings: {},
+  mode: 'area', /* /api/v1/health's: "regional" shows region.js's view instead */
   me: null,
   csrf: '',
   view: 'area',
@@ -131,7 +132,7 @@ async function loadLang(lang) {
 async function switchLang(lang) {
   localStorage.setItem('fw_lang', lang);
   await loadLang(lang);
-  if (state.me) renderAll();
+  if (state.me) { if (state.mode === 'regional') region.render(); else renderAll(); }
 }
 
 /* --- Sound: a beep pattern made by WebAudio, no audio file. ---------------- */
@@ -180,6 +181,7 @@ const sound = {
 
 function showLogin() {
   state.me = null;
+  if (state.mode === 'regional') region.stop();
   stream.stop();
   sound.stop();
   $('app').hidden = true;
@@ -216,6 +218,7 @@ async function startApp(me) {
   $('app').hidden = false;
   $('whoami').textContent = me.user + ' · ' + t('role.' + me.role);
   $('tab-tech').hidden = me.role !== 'technician' && me.role !== 'admin';
+  if (state.mode === 'regional') { await region.start(); return; }
   selectView(location.hash.replace('#', '') || state.view);
   await refresh();
   stream.start();
@@ -689,6 +692,7 @@ async function main() {
   let health = null;
   try { health = await (await fetch(API + '/health')).json(); } catch (e) { health = null; }
   if (lang !== 'vi' && lang !== 'en') lang = health && health.lang === 'vi' ? 'vi' : 'en';
+  if (health && health.mode === 'regional') state.mode = 'regional';
   await loadLang(lang);
   $('login-form').addEventListener('submit', onLogin);
   for (const b of document.querySelectorAll('[data-lang]')) b.addEventListener('click', () => switchLang(b.dataset.lang));
@@ -700,7 +704,7 @@ async function main() {
   $('report-month').addEventListener('change', renderReport);
   document.addEventListener('click', () => sound.unlock(), { passive: true });
   window.addEventListener('resize', () => { if (state.chart.node) loadChart(); });
-  setInterval(() => { if (state.me) refresh(); }, 30000);
+  setInterval(() => { if (state.me && state.mode !== 'regional') refresh(); }, 30000);
   const me = await api('GET', '/session');
   if (me.ok) await startApp(me.data);
   else showLogin();

@@ -2,10 +2,13 @@
 # The browser suite: playwright-core (pinned by package-lock.json, installed
 # by scripts/deps.sh test) drives Debian's Chromium in two modes:
 #   fixture  dashboard.test.mjs against tests/http/serve_fixture (the HTTP
-#            server with a fixture database and a fake daemon);
+#            server with a fixture database and a fake daemon), and
+#            region.test.mjs against serve_fixture --regional (a regional
+#            hub's view of three seeded areas);
 #   live     live.test.mjs against the real system: Mosquitto, firewatch-hub
 #            and a firewatch-fleet whose scripted fire escalates.
-# FW_BROWSER=fixture|live|all picks (default all). Prints "ok - name" lines
+# FW_BROWSER=fixture|region|live|all picks (default all; region runs the
+# regional suite alone, fixture includes it). Prints "ok - name" lines
 # for the runner and fails when either mode fails.
 set -u
 mode=${FW_BROWSER:-all}
@@ -26,12 +29,13 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
     }
 fi
 rc=0
-case $mode in fixture | all)
+case $mode in fixture | region | all)
     if [ ! -x "$build/tests/http/serve_fixture" ]; then
         echo "not ok - browser suite: $build/tests/http/serve_fixture is not built"
         rc=1
     else
-        node "$here/dashboard.test.mjs" || rc=1
+        [ "$mode" = region ] || node "$here/dashboard.test.mjs" || rc=1
+        node "$here/region.test.mjs" || rc=1
     fi
     ;;
 esac

@@ -14,6 +14,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "cap.h"
 #include "harness.h"
 #include "store.h"
 
@@ -370,6 +371,11 @@ static int hook_action(void *ctx, enum http_incident_op op, uint32_t id, const c
     snprintf(fx->last_user, sizeof fx->last_user, "%s", user ? user : "");
     snprintf(fx->last_zone, sizeof fx->last_zone, "%s", zone ? zone : "");
     int rc = 0;
+    if (fx->regional) {
+        /* A regional hub's daemon has no incident engine: it refuses. */
+        rc = -EROFS;
+        goto out;
+    }
     if (fx->force_rc) {
         rc = fx->force_rc;
         if (rc == -EBUSY)
@@ -488,6 +494,364 @@ uint32_t fx_escalate(struct fixture *fx, const char *zone, const char *node)
     timeline(fx, id, "opened", node, node, "Heat rising fast");
     timeline(fx, id, "escalated", "", "", "Verifying window elapsed: zone alarm sounded");
     publish_incident(fx, id, "escalated", "");
+    pthread_mutex_unlock(&fx->mu);
+    return id;
+}
+
+/* --- The regional fixture --------------------------------------------------- */
+
+/* One zone of an area's readiness document. */
+struct fx_zone_rd {
+    const char *id, *site;
+    int score, households, covered, nodes, healthy, offline;
+    const char *reasons[3];
+};
+
+/* One area as a regional hub knows it. Times are minutes before now;
+ * bridge -1 unknown (never heard), 0 down, 1 up. */
+static const struct fx_area {
+    const char *id, *name, *site, *url;
+    int bridge;
+    double bridge_min, seen_min, added_days, removed_days;
+    int score, zones, households, nodes;
+    struct fx_zone_rd z[2];
+} areas[] = {
+    {FX_AREA_ALARM,
+     "Phường 7 · Quận 3",
+     "p7-q3",
+     "https://phuong7.example.vn/",
+     1,
+     130,
+     0.3,
+     40,
+     0,
+     81,
+     2,
+     20,
+     21,
+     {{"to-3",
+       "p7-q3",
+       72,
+       9,
+       8,
+       9,
+       7,
+       2,
+       {"1 of 9 households has no healthy detector", "2 of 9 detectors are offline"}},
+      {"to-4",
+       "p7-q3",
+       88,
+       11,
+       11,
+       12,
+       11,
+       0,
+       {"1 of 12 detectors has no passed test in the last 30 days"}}}},
+    {FX_AREA_STALE,
+     "Xã An Phú",
+     "an-phu",
+     "https://anphu.example.vn/",
+     0,
+     45,
+     FX_AREA_STALE_MIN,
+     30,
+     0,
+     60,
+     2,
+     24,
+     22,
+     {{"ap-1",
+       "an-phu",
+       54,
+       14,
+       9,
+       12,
+       7,
+       5,
+       {"5 of 14 households have no healthy detector", "5 of 12 detectors are offline",
+        "3 of 12 detectors have a low battery"}},
+      {"ap-2",
+       "an-phu",
+       68,
+       10,
+       9,
+       10,
+       8,
+       1,
+       {"1 of 10 detectors is offline", "no incident or drill yet to measure response time: run a drill"}}}},
+    {FX_AREA_OK,
+     "Phường Hòa Bình · Tổ dân phố 5",
+     FX_SITE,
+     "https://hoabinh.example.vn/",
+     1,
+     300,
+     0.25,
+     60,
+     0,
+     96,
+     2,
+     14,
+     13,
+     {{"to-1", FX_SITE, 97, 8, 8, 7, 7, 0, {NULL}},
+      {"to-2", FX_SITE, 94, 6, 6, 6, 5, 1, {"1 of 6 detectors has a low battery"}}}},
+    {FX_AREA_REMOVED,
+     "Cư xá cũ",
+     "cu-xa",
+     "",
+     -1,
+     0,
+     900,
+     90,
+     20,
+     40,
+     2,
+     8,
+     5,
+     {{"cx-1", "cu-xa", 40, 5, 2, 3, 2, 1, {"3 of 5 households have no healthy detector"}},
+      {"cx-2", "cu-xa", 55, 3, 2, 2, 2, 0, {"1 of 3 households has no healthy detector"}}}},
+};
+
+/* One incident of an area, minutes before now (0: not reached). */
+static const struct fx_area_incident {
+    const char *area;
+    uint32_t id;
+    const char *zone, *zone_name, *state, *kind, *origin, *cause, *ack_by;
+    double opened_min, alarm_min, ack_min, closed_min;
+    bool cap;
+} area_incidents[] = {
+    {FX_AREA_ALARM, FX_AREA_ALARM_INCIDENT, "to-3", "Tổ 3 · Hẻm 45 Lý Chính Thắng", "alarm", "fire", "n-317",
+     "smoke", "", 4, 3.6, 0, 0, true},
+    {FX_AREA_ALARM, FX_AREA_DRILL_INCIDENT, "to-4", "Tổ 4 · Hẻm 51 Lý Chính Thắng", "acknowledged", "drill",
+     "", "", "lan.watch", 10, 10, 9, 0, false},
+    {FX_AREA_ALARM, 9, "to-4", "Tổ 4 · Hẻm 51 Lý Chính Thắng", "dismissed", "fire", "n-402", "heat_ror", "",
+     6 * 1440, 0, 0, 6 * 1440 - 0.5, false},
+    {FX_AREA_OK, FX_AREA_CLEARED_INCIDENT, "to-2", "Tổ liên gia 2 · Hẻm 14", "cleared", "fire", "n-202",
+     "smoke", "binh.watch", 3 * 1440, 3 * 1440 - 0.3, 3 * 1440 - 1.5, 3 * 1440 - 30, true},
+    {FX_AREA_STALE, 4, "ap-1", "Ấp 1 · Kênh Xáng", "dismissed", "fire", "n-115", "heat_ror", "", 2 * 1440, 0,
+     0, 2 * 1440 - 1, false},
+};
+
+static int64_t ago(int64_t now, double min)
+{
+    return min > 0 ? now - (int64_t)(min * (double)MIN_MS) : 0;
+}
+
+static const char *level_of(int score)
+{
+    return score >= 90 ? "ready" : score >= 70 ? "attention" : "not_ready";
+}
+
+/* The hub document an area's hub publishes (fedpub.c), as JSON text. */
+static char *hub_doc(const struct fx_area *a, int64_t ts)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "v", 1);
+    cJSON_AddStringToObject(d, "hub", a->id);
+    cJSON_AddNumberToObject(d, "ts", (double)ts);
+    cJSON_AddStringToObject(d, "name", a->name);
+    cJSON_AddStringToObject(d, "public_url", a->url);
+    cJSON_AddStringToObject(d, "version", "1.4.0");
+    cJSON *open = cJSON_AddArrayToObject(d, "open");
+    for (size_t i = 0; i < sizeof area_incidents / sizeof area_incidents[0]; i++)
+        if (strcmp(area_incidents[i].area, a->id) == 0 && area_incidents[i].closed_min == 0)
+            cJSON_AddItemToArray(open, cJSON_CreateNumber(area_incidents[i].id));
+    cJSON_AddNumberToObject(d, "zones", a->zones);
+    cJSON_AddNumberToObject(d, "households", a->households);
+    cJSON_AddNumberToObject(d, "nodes", a->nodes);
+    cJSON_AddNumberToObject(d, "score", a->score);
+    cJSON_AddNumberToObject(d, "heartbeat_s", 60);
+    char *s = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    return s;
+}
+
+/* The readiness document (fedpub.c), as JSON text. */
+static char *readiness_doc(const struct fx_area *a, int64_t ts)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "v", 1);
+    cJSON_AddStringToObject(d, "hub", a->id);
+    cJSON_AddNumberToObject(d, "ts", (double)ts);
+    cJSON_AddNumberToObject(d, "score", a->score);
+    cJSON_AddStringToObject(d, "level", level_of(a->score));
+    cJSON_AddNumberToObject(d, "households", a->households);
+    cJSON *zones = cJSON_AddArrayToObject(d, "zones");
+    for (size_t i = 0; i < 2 && a->z[i].id; i++) {
+        const struct fx_zone_rd *z = &a->z[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", z->id);
+        cJSON_AddStringToObject(o, "site", z->site);
+        cJSON_AddNumberToObject(o, "score", z->score);
+        cJSON_AddStringToObject(o, "level", level_of(z->score));
+        cJSON_AddNumberToObject(o, "households", z->households);
+        cJSON_AddNumberToObject(o, "covered", z->covered);
+        cJSON_AddNumberToObject(o, "nodes", z->nodes);
+        cJSON_AddNumberToObject(o, "healthy", z->healthy);
+        cJSON_AddNumberToObject(o, "offline", z->offline);
+        cJSON *reasons = cJSON_AddArrayToObject(o, "reasons");
+        for (size_t k = 0; k < 3 && z->reasons[k]; k++)
+            cJSON_AddItemToArray(reasons, cJSON_CreateString(z->reasons[k]));
+        cJSON_AddItemToArray(zones, o);
+    }
+    char *s = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    return s;
+}
+
+/* The CAP alert of an incident, written by the real encoder (cap.c) as the
+ * area's hub would have (its hub_id is the area), into a malloc'd string. */
+static char *area_cap(const struct fx_area *a, const struct fx_area_incident *inc, int64_t now)
+{
+    static const struct cap_point pts[] = {{10.7841, 106.6857}, {10.7846, 106.6861}, {10.7843, 106.6868}};
+    char sender[96], sender_name[160];
+    snprintf(sender, sizeof sender, "firewatch@%s.example.vn", a->id);
+    snprintf(sender_name, sizeof sender_name, "%s Firewatch", a->name);
+    struct cap_hub hub = {.hub_id = a->id, .sender = sender, .sender_name = sender_name, .web_base = a->url};
+    enum incident_state st = strcmp(inc->state, "alarm") == 0          ? INCIDENT_ALARM
+                             : strcmp(inc->state, "acknowledged") == 0 ? INCIDENT_ACKNOWLEDGED
+                             : strcmp(inc->state, "cleared") == 0      ? INCIDENT_CLEARED
+                             : strcmp(inc->state, "dismissed") == 0    ? INCIDENT_DISMISSED
+                                                                       : INCIDENT_VERIFYING;
+    struct cap_incident c = {
+        .id = inc->id,
+        .kind = strcmp(inc->kind, "drill") == 0 ? INCIDENT_DRILL : INCIDENT_FIRE,
+        .state = st,
+        .zone = inc->zone,
+        .zone_name = inc->zone_name,
+        .site_name = a->name,
+        .origin = inc->origin,
+        .cause = strcmp(inc->cause, "smoke") == 0      ? FW_CAUSE_SMOKE
+                 : strcmp(inc->cause, "heat_ror") == 0 ? FW_CAUSE_HEAT_ROR
+                                                       : FW_CAUSE_NONE,
+        .ack_by = inc->ack_by,
+        .closed_by = inc->ack_by,
+        .opened_ms = ago(now, inc->opened_min),
+        .alarm_ms = ago(now, inc->alarm_min),
+        .ack_ms = ago(now, inc->ack_min),
+        .closed_ms = ago(now, inc->closed_min),
+        .points = pts,
+        .n_points = sizeof pts / sizeof pts[0],
+    };
+    return cap_alert_new(&hub, &c, NULL);
+}
+
+int fx_regional(struct fixture *fx)
+{
+    int64_t now = wall_ms();
+    int rc = 0;
+    sqlite3_stmt *q = NULL;
+    pthread_mutex_lock(&fx->mu);
+    rc |= fx_sql(fx, "BEGIN");
+    rc |= sqlite3_prepare_v2(
+              fx->db,
+              "INSERT INTO areas(id, name, added_ms, removed_ms, bridge_online, bridge_ms, "
+              "last_seen_ms, hub_doc, hub_ms, readiness_doc, readiness_ms) VALUES (?1, ?2, ?3, ?4, "
+              "?5, ?6, ?7, ?8, ?9, ?10, ?9)",
+              -1, &q, NULL) != SQLITE_OK;
+    for (size_t i = 0; i < sizeof areas / sizeof areas[0] && q; i++) {
+        const struct fx_area *a = &areas[i];
+        int64_t seen = ago(now, a->seen_min);
+        char *hub = hub_doc(a, seen), *rd = readiness_doc(a, seen);
+        /* The regional operator names areas with firewatchctl area add
+         * --name; one is left unnamed so the hub document's name shows. */
+        sqlite3_bind_text(q, 1, a->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, strcmp(a->id, FX_AREA_OK) == 0 ? "" : a->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, ago(now, a->added_days * 1440));
+        sqlite3_bind_int64(q, 4, ago(now, a->removed_days * 1440));
+        if (a->bridge < 0)
+            sqlite3_bind_null(q, 5);
+        else
+            sqlite3_bind_int(q, 5, a->bridge);
+        sqlite3_bind_int64(q, 6, ago(now, a->bridge_min));
+        sqlite3_bind_int64(q, 7, seen);
+        sqlite3_bind_text(q, 8, hub, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 9, seen);
+        sqlite3_bind_text(q, 10, rd, -1, SQLITE_TRANSIENT);
+        rc |= sqlite3_step(q) != SQLITE_DONE;
+        sqlite3_reset(q);
+        cJSON_free(hub);
+        cJSON_free(rd);
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    rc |= sqlite3_prepare_v2(
+              fx->db,
+              "INSERT INTO area_incidents(area, id, zone, zone_name, site_name, state, kind, "
+              "origin, cause, opened_ms, alarm_ms, ack_ms, ack_by, closed_ms, updated_ms) VALUES "
+              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, max(?10, ?11, ?12, "
+              "?14))",
+              -1, &q, NULL) != SQLITE_OK;
+    for (size_t i = 0; i < sizeof area_incidents / sizeof area_incidents[0] && q; i++) {
+        const struct fx_area_incident *inc = &area_incidents[i];
+        const struct fx_area *a = &areas[0];
+        for (size_t k = 0; k < sizeof areas / sizeof areas[0]; k++)
+            if (strcmp(areas[k].id, inc->area) == 0)
+                a = &areas[k];
+        sqlite3_bind_text(q, 1, inc->area, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, inc->id);
+        sqlite3_bind_text(q, 3, inc->zone, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, inc->zone_name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, a->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 6, inc->state, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 7, inc->kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 8, inc->origin, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 9, inc->cause, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 10, ago(now, inc->opened_min));
+        sqlite3_bind_int64(q, 11, ago(now, inc->alarm_min));
+        sqlite3_bind_int64(q, 12, ago(now, inc->ack_min));
+        sqlite3_bind_text(q, 13, inc->ack_by, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 14, ago(now, inc->closed_min));
+        rc |= sqlite3_step(q) != SQLITE_DONE;
+        sqlite3_reset(q);
+        if (!inc->cap)
+            continue;
+        char *xml = area_cap(a, inc, now);
+        char sql[160];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO area_alerts(area, id, xml, updated_ms) VALUES (?1, %u, ?2, %lld)", inc->id,
+                 (long long)now);
+        rc |= !xml || exec_bind(fx, sql, inc->area, xml, NULL, NULL) < 0;
+        free(xml);
+    }
+    sqlite3_finalize(q);
+    rc |= fx_sql(fx, "COMMIT");
+    if (rc)
+        fx_sql(fx, "ROLLBACK");
+    pthread_mutex_unlock(&fx->mu);
+    return rc ? -EIO : 0;
+}
+
+uint32_t fx_area_escalate(struct fixture *fx, const char *area, const char *zone)
+{
+    pthread_mutex_lock(&fx->mu);
+    int64_t now = wall_ms();
+    char sql[512];
+    uint32_t id = 0;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(fx->db, "SELECT COALESCE(max(id), 0) + 1 FROM area_incidents WHERE area = ?1", -1,
+                           &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, area, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            id = (uint32_t)sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    /* The incident, then the area's hub document listing it open: what the
+     * receiver writes from the two messages. */
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO area_incidents(area, id, zone, zone_name, site_name, state, kind, origin, cause, "
+        "opened_ms, alarm_ms, updated_ms) SELECT ?1, %u, ?2, '', COALESCE(NULLIF(name, ''), ?1), 'alarm', "
+        "'fire', '', 'heat_ror', %lld, %lld, %lld FROM areas WHERE id = ?1",
+        id, (long long)(now - 20000), (long long)now, (long long)now);
+    if (id == 0 || exec_bind(fx, sql, area, zone, NULL, NULL) < 0 || sqlite3_changes(fx->db) != 1) {
+        pthread_mutex_unlock(&fx->mu);
+        return 0;
+    }
+    snprintf(sql, sizeof sql,
+             "UPDATE areas SET hub_doc = json_set(hub_doc, '$.open[#]', %u, '$.ts', %lld), hub_ms = %lld, "
+             "last_seen_ms = %lld WHERE id = ?1",
+             id, (long long)now, (long long)now, (long long)now);
+    exec_bind(fx, sql, area, NULL, NULL, NULL);
     pthread_mutex_unlock(&fx->mu);
     return id;
 }

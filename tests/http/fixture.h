@@ -10,6 +10,10 @@
  * real one's incident engine answers (acknowledge only in alarm, clear only
  * once acknowledged, one drill per zone), writes the result to the
  * database and publishes it on the live stream, as the daemon does.
+ *
+ * fx_regional adds what a regional hub (hub.conf mode regional) reads: three
+ * areas with the documents their hubs forwarded (docs/federation.md), their
+ * incidents and CAP alerts, and a removed area that must not show.
  */
 #ifndef FIREWATCH_TEST_HTTP_FIXTURE_H
 #define FIREWATCH_TEST_HTTP_FIXTURE_H
@@ -31,6 +35,16 @@
 #define FX_TECH "chi.tech"
 #define FX_PASSWORD "correct horse battery"
 
+/* The regional fixture (fx_regional). */
+#define FX_AREA_ALARM "phuong-7"   /* a fire in alarm (with its CAP alert) and a drill */
+#define FX_AREA_STALE "an-phu"     /* not heard from for 47 min, bridge down, not ready */
+#define FX_AREA_OK "hoa-binh"      /* ready, bridge up, one fire cleared 3 days ago */
+#define FX_AREA_REMOVED "cu-xa"    /* removed: must not be listed */
+#define FX_AREA_ALARM_INCIDENT 12  /* phuong-7's fire, state alarm */
+#define FX_AREA_DRILL_INCIDENT 13  /* phuong-7's drill, acknowledged */
+#define FX_AREA_CLEARED_INCIDENT 7 /* hoa-binh's fire, cleared, CAP Cancel */
+#define FX_AREA_STALE_MIN 47       /* minutes since an-phu's hub last spoke */
+
 struct fixture {
     char dir[256];
     char db_path[512];
@@ -47,6 +61,7 @@ struct fixture {
     int force_rc;         /* non-zero: answer this instead of acting */
     int hook_delay_ms;    /* a daemon slow to answer: the hook waits this long first */
     volatile int entered; /* hooks entered (set before the delay) */
+    bool regional;        /* a regional hub: incident actions answer -EROFS, as the daemon's do */
 };
 
 /* Creates the database under a fresh temporary directory. hostile: give a
@@ -67,6 +82,17 @@ uint32_t fx_escalate(struct fixture *fx, const char *zone, const char *node);
  * zones bulk-0, bulk-1, ...) with readings_per_node readings a minute apart
  * ending now, for measuring query times at scale. Returns 0 or -EIO. */
 int fx_bulk(struct fixture *fx, int n_nodes, int readings_per_node);
+
+/* Seeds the regional tables (areas, area_incidents, area_alerts) with the
+ * FX_AREA_* areas, as a regional hub's receiver would have written them from
+ * the area hubs' documents. A regional server also sets fx->regional.
+ * Returns 0 or -EIO. */
+int fx_regional(struct fixture *fx);
+
+/* A new fire in alarm in an area's zone, as the receiver would store it
+ * from the area's incident document (its hub document lists it open).
+ * Returns the incident id (the area's next), or 0 on error. */
+uint32_t fx_area_escalate(struct fixture *fx, const char *area, const char *zone);
 
 /* Runs one SQL statement on the fixture's connection (0 or -EIO). */
 int fx_sql(struct fixture *fx, const char *sql);

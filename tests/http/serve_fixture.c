@@ -2,20 +2,24 @@
  * serve_fixture.c - the HTTP server with the fixture database and the fake
  * daemon, for the browser suite (and for looking at the dashboard by hand).
  *
- *   serve_fixture [--lang vi|en] [--port N] [--nodes N] [--readings N]
+ *   serve_fixture [--lang vi|en] [--port N] [--nodes N] [--readings N] [--regional]
  *
  * --nodes adds N more detectors (25 households per extra zone) with
  * --readings readings each (default 60), to measure queries at scale.
+ * --regional runs it as a regional hub (hub.conf mode regional): the areas
+ * of fx_regional in the database, incident actions refused.
  * Prints "port N" once it listens, then reads commands on stdin, one per
  * line, answering each with one line:
  *   escalate ZONE NODE   a node's fire escalates: "escalated ID"
  *   trouble NODE KIND    a trouble opens: "trouble ID"
+ *   area-escalate AREA ZONE  (regional) a fire in alarm in an area: "escalated ID"
  *   quit                 (or end of input) stops and removes the database
  * It dies with its parent (PR_SET_PDEATHSIG), so a crashed test leaves no
  * server behind.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +35,20 @@ int main(int argc, char **argv)
     const char *lang = "vi";
     char listen[32] = "127.0.0.1:0";
     long bulk = 0, per = 60;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--lang") == 0)
-            lang = argv[i + 1];
+    bool regional = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--regional") == 0)
+            regional = true;
+        else if (i + 1 >= argc)
+            break;
+        else if (strcmp(argv[i], "--lang") == 0)
+            lang = argv[++i];
         else if (strcmp(argv[i], "--nodes") == 0)
-            bulk = strtol(argv[i + 1], NULL, 10);
+            bulk = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--readings") == 0)
-            per = strtol(argv[i + 1], NULL, 10);
+            per = strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--port") == 0)
-            snprintf(listen, sizeof listen, "127.0.0.1:%s", argv[i + 1]);
+            snprintf(listen, sizeof listen, "127.0.0.1:%s", argv[++i]);
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
@@ -54,12 +63,19 @@ int main(int argc, char **argv)
         fx_close(&fx);
         return 1;
     }
+    if (regional && fx_regional(&fx) < 0) {
+        fprintf(stderr, "serve_fixture: cannot add the regional areas\n");
+        fx_close(&fx);
+        return 1;
+    }
+    fx.regional = regional;
     struct http_config cfg;
     http_config_defaults(&cfg);
     cfg.listen = listen;
     cfg.database = fx.db_path;
     cfg.web_root = th_root_path("hub/web");
     cfg.lang = lang;
+    cfg.regional = regional;
     struct http_hooks hooks = fx_hooks(&fx);
     struct http_server *srv = http_start(&cfg, &hooks);
     if (!srv) {
@@ -78,6 +94,8 @@ int main(int argc, char **argv)
             break;
         if (n == 3 && strcmp(a, "escalate") == 0) {
             printf("escalated %u\n", fx_escalate(&fx, b, c));
+        } else if (n == 3 && strcmp(a, "area-escalate") == 0) {
+            printf("escalated %u\n", fx_area_escalate(&fx, b, c));
         } else if (n == 3 && strcmp(a, "trouble") == 0) {
             char json[200];
             snprintf(json, sizeof json, "{\"node\":\"%s\",\"kind\":\"%s\",\"open\":true}", b, c);

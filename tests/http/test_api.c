@@ -6,8 +6,9 @@
  * throttling, CSRF, forged sessions, oversized bodies, unknown routes, bad
  * methods, path traversal, roles), escaping of hostile names in JSON and in
  * the printable report, the incident actions through the hooks, readings at
- * each resolution, users and API tokens, metrics, and the live stream with
- * Last-Event-ID resume.
+ * each resolution, users and API tokens, metrics, the live stream with
+ * Last-Event-ID resume, and a regional hub's read-only view of its areas
+ * (a second server with regional set, on the fixture's seeded areas).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -140,6 +141,7 @@ static void test_static_files(void)
 {
     const char *cases[][2] = {{"/", "text/html; charset=utf-8"},
                               {"/app.js", "text/javascript; charset=utf-8"},
+                              {"/region.js", "text/javascript; charset=utf-8"},
                               {"/app.css", "text/css; charset=utf-8"},
                               {"/i18n/vi.json", "application/json"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -897,6 +899,253 @@ static void test_slow_hook_does_not_block(void)
     hc_free(&r);
 }
 
+/* --- A regional hub (mode regional): the region routes ---------------------- */
+
+static const cJSON *area_by_id(const cJSON *areas, const char *id)
+{
+    const cJSON *a;
+    cJSON_ArrayForEach(a, areas) if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(a, "id")), id) ==
+                                     0) return a;
+    return NULL;
+}
+
+static double num_at(const cJSON *o, const char *key)
+{
+    return cJSON_GetNumberValue(cJSON_GetObjectItem(o, key));
+}
+
+static void check_region_doc(const struct session *s)
+{
+    cJSON *doc = get_json("/api/v1/region", s, 200);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(doc, "mode")), "regional");
+    CHECK(num_at(doc, "now") > 0);
+    const cJSON *areas = cJSON_GetObjectItem(doc, "areas");
+    CHECK_INT(cJSON_GetArraySize(areas), 3); /* the removed one is not listed */
+    CHECK(!area_by_id(areas, FX_AREA_REMOVED));
+    const cJSON *alarm = area_by_id(areas, FX_AREA_ALARM), *stale = area_by_id(areas, FX_AREA_STALE),
+                *ok = area_by_id(areas, FX_AREA_OK);
+    if (!alarm || !stale || !ok) {
+        th_fail(__FILE__, __LINE__, "an area is missing");
+        cJSON_Delete(doc);
+        return;
+    }
+    /* The area in alarm: one fire in alarm (the acknowledged drill is open
+     * but not an alarm), bridge up, heard from just now. */
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(alarm, "name")), "Phường 7 · Quận 3");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(alarm, "bridge")), "up");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(alarm, "stale")));
+    CHECK_INT(num_at(alarm, "open_incidents"), 2);
+    CHECK_INT(num_at(alarm, "alarms"), 1);
+    const cJSON *hub = cJSON_GetObjectItem(alarm, "hub"), *rd = cJSON_GetObjectItem(alarm, "readiness");
+    CHECK(cJSON_IsObject(hub) && !cJSON_GetObjectItem(hub, "v") && !cJSON_GetObjectItem(hub, "hub"));
+    CHECK_INT(num_at(hub, "households"), 20);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(hub, "open")), 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(rd, "level")), "attention");
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(rd, "zones")), 2);
+    /* The stale one: 47 min without a word is more than three heartbeats. */
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(stale, "bridge")), "down");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(stale, "stale")));
+    CHECK_INT(num_at(stale, "alarms"), 0);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(stale, "readiness"), "level")),
+              "not_ready");
+    CHECK(num_at(doc, "now") - num_at(stale, "last_seen_ms") >= FX_AREA_STALE_MIN * 60000.0);
+    /* The healthy one has no name of its own: its hub document's is used. */
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(ok, "name")), "Phường Hòa Bình · Tổ dân phố 5");
+    CHECK(cJSON_IsFalse(cJSON_GetObjectItem(ok, "stale")));
+    CHECK_INT(num_at(cJSON_GetObjectItem(ok, "readiness"), "score"), 96);
+    const cJSON *t = cJSON_GetObjectItem(doc, "totals");
+    CHECK_INT(num_at(t, "areas"), 3);
+    CHECK_INT(num_at(t, "households"), 20 + 24 + 14);
+    CHECK_INT(num_at(t, "nodes"), 21 + 22 + 13);
+    CHECK_INT(num_at(t, "open_incidents"), 2);
+    CHECK_INT(num_at(t, "alarms"), 1);
+    cJSON_Delete(doc);
+    /* An area whose bridge was never heard of says so. */
+    fx_sql(&fx, "UPDATE areas SET bridge_online = NULL WHERE id = '" FX_AREA_OK "'");
+    doc = get_json("/api/v1/region", s, 200);
+    CHECK_STR(cJSON_GetStringValue(
+                  cJSON_GetObjectItem(area_by_id(cJSON_GetObjectItem(doc, "areas"), FX_AREA_OK), "bridge")),
+              "unknown");
+    cJSON_Delete(doc);
+    fx_sql(&fx, "UPDATE areas SET bridge_online = 1 WHERE id = '" FX_AREA_OK "'");
+}
+
+static void check_region_incidents(const struct session *s)
+{
+    cJSON *doc = get_json("/api/v1/region/incidents", s, 200);
+    const cJSON *list = cJSON_GetObjectItem(doc, "incidents"), *it;
+    CHECK_INT(cJSON_GetArraySize(list), 5);
+    /* Open ones first, each group newest first. */
+    bool seen_closed = false, order_ok = true;
+    double last_open = 1e300, last_closed = 1e300;
+    cJSON_ArrayForEach(it, list)
+    {
+        bool open = cJSON_IsTrue(cJSON_GetObjectItem(it, "open"));
+        double opened = num_at(it, "opened_ms");
+        if (open) {
+            order_ok &= !seen_closed && opened <= last_open;
+            last_open = opened;
+        } else {
+            seen_closed = true;
+            order_ok &= opened <= last_closed && num_at(it, "closed_ms") > 0;
+            last_closed = opened;
+        }
+    }
+    CHECK(order_ok);
+    const cJSON *first = cJSON_GetArrayItem(list, 0);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(first, "area")), FX_AREA_ALARM);
+    CHECK_INT(num_at(first, "id"), FX_AREA_ALARM_INCIDENT);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(first, "state")), "alarm");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(first, "kind")), "fire");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(first, "zone_name")), "Tổ 3 · Hẻm 45 Lý Chính Thắng");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(first, "cap")),
+              "/api/v1/region/areas/" FX_AREA_ALARM "/incidents/12/cap");
+    int caps = 0;
+    cJSON_ArrayForEach(it, list) caps += cJSON_IsString(cJSON_GetObjectItem(it, "cap"));
+    CHECK_INT(caps, 2); /* the fire in alarm and the cleared one; null for the rest */
+    cJSON_Delete(doc);
+
+    static const struct {
+        const char *query;
+        int n;
+    } filters[] = {
+        {"?open=1", 2},
+        {"?area=" FX_AREA_OK, 1},
+        {"?area=" FX_AREA_ALARM "&open=1", 2},
+        {"?area=" FX_AREA_STALE "&open=1", 0},
+        {"?area=nowhere", 0},
+        {"?limit=1", 1},
+    };
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/api/v1/region/incidents%s", filters[i].query);
+        doc = get_json(path, s, 200);
+        int n = cJSON_GetArraySize(cJSON_GetObjectItem(doc, "incidents"));
+        th_report(n == filters[i].n, "region incidents %s: %d (got %d)", filters[i].query, filters[i].n, n);
+        cJSON_Delete(doc);
+    }
+    const char *bad[] = {"?area=Not_An_Id", "?area=a%20b", "?limit=0", "?limit=501", "?open=2", "?limit=x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[128];
+        struct hc_response r;
+        snprintf(path, sizeof path, "/api/v1/region/incidents%s", bad[i]);
+        int st = req("GET", path, s->cookie, NULL, &r);
+        th_report(st == 400 && is_json_error(&r), "region incidents refuses %s (got %d)", bad[i], st);
+        hc_free(&r);
+    }
+}
+
+static void check_region_cap(const struct session *s)
+{
+    struct hc_response r;
+    char ct[80] = "";
+    CHECK_INT(req("GET", "/api/v1/region/areas/" FX_AREA_ALARM "/incidents/12/cap", s->cookie, NULL, &r),
+              200);
+    CHECK(hc_header(&r, "Content-Type", ct, sizeof ct) &&
+          strcmp(ct, "application/cap+xml; charset=utf-8") == 0);
+    CHECK(r.body && strstr(r.body, "<?xml") == r.body);
+    CHECK(r.body && strstr(r.body, "<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">"));
+    CHECK(r.body && strstr(r.body, "<identifier>firewatch-" FX_AREA_ALARM "-12-2</identifier>"));
+    hc_free(&r);
+    /* The cleared one: its Cancel, as the area sent it. */
+    CHECK_INT(req("GET", "/api/v1/region/areas/" FX_AREA_OK "/incidents/7/cap", s->cookie, NULL, &r), 200);
+    CHECK(r.body && strstr(r.body, "<msgType>Cancel</msgType>"));
+    hc_free(&r);
+    static const struct {
+        const char *path;
+        int status;
+    } cases[] = {
+        {"/api/v1/region/areas/" FX_AREA_ALARM "/incidents/13/cap", 404}, /* open, but no alert came */
+        {"/api/v1/region/areas/" FX_AREA_ALARM "/incidents/999/cap", 404},
+        {"/api/v1/region/areas/nowhere/incidents/12/cap", 404},
+        {"/api/v1/region/areas/" FX_AREA_REMOVED "/incidents/1/cap", 404},
+        {"/api/v1/region/areas/Not_An_Id/incidents/12/cap", 400},
+        {"/api/v1/region/areas/" FX_AREA_ALARM "/incidents/0/cap", 400},
+        {"/api/v1/region/areas/" FX_AREA_ALARM "/incidents/012/cap", 400},
+        {"/api/v1/region/areas/" FX_AREA_ALARM "/incidents/abc/cap", 400},
+        {"/api/v1/region/areas/" FX_AREA_ALARM "/incidents/-1/cap", 400},
+        {"/api/v1/region/areas/" FX_AREA_ALARM "/incidents/99999999999/cap", 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int st = req("GET", cases[i].path, s->cookie, NULL, &r);
+        th_report(st == cases[i].status && is_json_error(&r), "%s: %d (got %d)", cases[i].path,
+                  cases[i].status, st);
+        hc_free(&r);
+    }
+}
+
+/* The region routes need a session (401 without one, any role with one),
+ * say what they say on the seeded areas, and incident actions on a
+ * regional hub are refused with 403. */
+static void test_region(void)
+{
+    if (fx_regional(&fx) < 0) {
+        th_fail(__FILE__, __LINE__, "fx_regional");
+        return;
+    }
+    struct http_config cfg;
+    http_config_defaults(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.database = fx.db_path;
+    cfg.web_root = th_root_path("hub/web");
+    cfg.regional = true;
+    struct http_hooks hooks = fx_hooks(&fx);
+    struct http_server *rsrv = http_start(&cfg, &hooks);
+    if (!rsrv) {
+        th_fail(__FILE__, __LINE__, "http_start (regional): %s", strerror(errno));
+        return;
+    }
+    int area_port = port;
+    port = http_port(rsrv);
+    fx.regional = true;
+
+    struct hc_response r;
+    CHECK_INT(req("GET", "/api/v1/health", NULL, NULL, &r), 200);
+    CHECK(r.body && strstr(r.body, "\"mode\":\"regional\""));
+    hc_free(&r);
+    const char *routes[] = {"/api/v1/region", "/api/v1/region/incidents", "/api/v1/region/incidents?open=1",
+                            "/api/v1/region/areas/" FX_AREA_ALARM "/incidents/12/cap"};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        int st = req("GET", routes[i], NULL, NULL, &r);
+        th_report(st == 401 && is_json_error(&r), "%s without a session: 401 (got %d)", routes[i], st);
+        hc_free(&r);
+        st = req("GET", routes[i], "Cookie: fw_session=forged\r\n", NULL, &r);
+        th_report(st == 401, "%s with a forged session: 401 (got %d)", routes[i], st);
+        hc_free(&r);
+    }
+    CHECK_INT(req("POST", "/api/v1/region", NULL, "{}", &r), 405);
+    hc_free(&r);
+
+    struct session w, t;
+    CHECK_INT(login(FX_WATCH, FX_PASSWORD, &w), 200);
+    CHECK_INT(login(FX_TECH, FX_PASSWORD, &t), 200);
+    check_region_doc(&w);
+    check_region_incidents(&w);
+    check_region_cap(&w);
+    cJSON_Delete(get_json("/api/v1/region", &t, 200)); /* any signed-in role reads it */
+
+    /* A read-only view: acting on an incident is refused, and says where to act. */
+    int calls = fx.calls;
+    const char *acts[] = {"/api/v1/incidents/1/acknowledge", "/api/v1/incidents/1/clear",
+                          "/api/v1/zones/" FX_ZONE_A "/drill"};
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        int st = req("POST", acts[i], w.both, NULL, &r);
+        th_report(st == 403 && r.body && strstr(r.body, "read-only view: act on the area's own hub"),
+                  "regional hub refuses POST %s with 403 (got %d)", acts[i], st);
+        hc_free(&r);
+    }
+    CHECK_INT(fx.calls, calls); /* refused by the HTTP side: the engine never hears of it */
+    CHECK(fx_sql_int(&fx, "SELECT count(*) FROM incidents WHERE state NOT IN ('cleared', 'dismissed')") == 0);
+
+    fx.regional = false;
+    port = area_port;
+    http_stop(rsrv);
+    /* The area server says it is one. */
+    CHECK_INT(req("GET", "/api/v1/health", NULL, NULL, &r), 200);
+    CHECK(r.body && strstr(r.body, "\"mode\":\"area\""));
+    hc_free(&r);
+}
+
 int main(int argc, char **argv)
 {
     log_init("test_api", LOGL_WARN);
@@ -944,6 +1193,7 @@ int main(int argc, char **argv)
         TH_TEST(test_stream_and_resume),
         TH_TEST(test_slow_stream_client_does_not_block),
         TH_TEST(test_slow_hook_does_not_block),
+        TH_TEST(test_region),
     };
     int rc = th_main(tests, sizeof tests / sizeof tests[0], argc, argv);
     fx.stream = NULL;

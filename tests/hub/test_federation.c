@@ -201,6 +201,9 @@ static void test_area_to_region(void)
         get(&reg, "/api/v1/region", out, sizeof out);
         th_fail(__FILE__, __LINE__, "ward7 still in the view: %.300s", out);
     }
+    CHECK_INT(get(&reg, "/api/v1/region/incidents?area=ward7", out, sizeof out), 200);
+    CHECK(strstr(out, "\"incidents\":[]") != NULL);
+    CHECK_INT(get(&reg, "/api/v1/region/areas/ward7/incidents/1/cap", out, sizeof out), 404);
     char sub[512];
     snprintf(
         sub, sizeof sub,
