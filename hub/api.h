@@ -67,6 +67,7 @@ enum api_query {
     Q_CAP_ADDRESS,
     Q_CAP_POINTS,
     Q_CAP_FEED,
+    Q_SESSION,
     Q_COUNT
 };
 

@@ -136,6 +136,11 @@ static const char *const query_sql[Q_COUNT] = {
     [Q_CAP_POINTS] = CAPDB_SQL_POINTS,
     [Q_CAP_FEED] = "SELECT id FROM incidents WHERE state NOT IN ('cleared', 'dismissed') OR cleared_ms >= ?1 "
                    "ORDER BY id DESC LIMIT 200",
+    /* A dashboard session by its cookie's digest, with its user's role now
+     * (http.c authenticate). */
+    [Q_SESSION] =
+        "SELECT s.user, u.role, s.csrf, s.created_ms FROM sessions s JOIN users u ON u.name = s.user "
+        "WHERE s.digest = ?1",
 };
 
 static int open_one(const char *path, int flags, sqlite3 **out)

@@ -102,6 +102,17 @@ void api_login(struct api_req *rq, struct api_reply *rp)
     auth_throttle_success(srv->auth, user, rq->addr);
     char token[AUTH_TOKEN_HEX + 1], csrf[AUTH_TOKEN_HEX + 1];
     auth_session_new(srv->auth, user, role, now, token, csrf);
+    /* Kept in the database too, so a restart signs nobody out (http.c). */
+    char dig[AUTH_TOKEN_HEX + 1];
+    auth_token_digest(token, dig, sizeof dig);
+    api_rw_exec(srv, "DELETE FROM sessions WHERE created_ms < ?1", "i", now - auth_session_max_ms(srv->auth));
+    if (api_rw_exec(srv, "INSERT INTO sessions(digest, user, csrf, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                    "sssi", dig, user, csrf, now) < 0) {
+        auth_session_end(srv->auth, token);
+        cJSON_Delete(body);
+        api_error(rp, 500, "the session could not be stored");
+        return;
+    }
     struct auth_identity id;
     auth_session_get(srv->auth, token, now, &id);
     set_cookie(rq, rp, token, 7 * 86400);
@@ -114,8 +125,12 @@ void api_login(struct api_req *rq, struct api_reply *rp)
 
 void api_logout(struct api_req *rq, struct api_reply *rp)
 {
-    if (rq->session_token[0])
+    if (rq->session_token[0]) {
+        char dig[AUTH_TOKEN_HEX + 1];
+        auth_token_digest(rq->session_token, dig, sizeof dig);
+        api_rw_exec(rq->srv, "DELETE FROM sessions WHERE digest = ?1", "s", dig);
         auth_session_end(rq->srv->auth, rq->session_token);
+    }
     set_cookie(rq, rp, "", 0);
     api_audit(rq->srv, rq->who.user, "logout", "");
     cJSON *doc = cJSON_CreateObject();
@@ -301,8 +316,18 @@ void api_user_password(struct api_req *rq, struct api_reply *rp)
         } else {
             /* Whoever knew the old password is logged out (the admin doing
              * this to their own account keeps this session). */
-            if (strcmp(name, rq->who.user) != 0)
+            if (strcmp(name, rq->who.user) != 0) {
                 auth_sessions_update_user(rq->srv->auth, name, AUTH_ROLE_NONE);
+            } else if (rq->session_token[0]) {
+                /* The database dropped every session of the user with the
+                 * old password (trigger users_pw): keep this one's row. */
+                char dig[AUTH_TOKEN_HEX + 1];
+                auth_token_digest(rq->session_token, dig, sizeof dig);
+                api_rw_exec(
+                    rq->srv,
+                    "INSERT OR REPLACE INTO sessions(digest, user, csrf, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                    "sssi", dig, name, rq->who.csrf, api_now_ms());
+            }
             api_audit(rq->srv, rq->who.user, "user.password", name);
             cJSON *doc = cJSON_CreateObject();
             cJSON_AddBoolToObject(doc, "ok", true);

@@ -296,15 +296,20 @@ static void digest(const char *token, unsigned char out[32])
     crypto_generichash(out, 32, (const unsigned char *)token, strlen(token), NULL, 0);
 }
 
-int auth_session_new(struct auth *a, const char *user, enum auth_role role, int64_t now_ms, char *token,
-                     char *csrf)
+static bool token_shape_ok(const char *token)
 {
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    to_hex(raw, sizeof raw, token, AUTH_TOKEN_HEX + 1);
-    randombytes_buf(raw, sizeof raw);
-    to_hex(raw, sizeof raw, csrf, AUTH_TOKEN_HEX + 1);
-    sodium_memzero(raw, sizeof raw);
+    if (!token || strlen(token) != AUTH_TOKEN_HEX)
+        return false;
+    for (size_t i = 0; i < AUTH_TOKEN_HEX; i++)
+        if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Puts a session in a free slot (or the oldest one's). Returns 0 or -ENOMEM. */
+static int session_put(struct auth *a, const char *token, const char *user, enum auth_role role,
+                       const char *csrf, int64_t created_ms, int64_t now_ms)
+{
     pthread_mutex_lock(&a->mu);
     struct session *slot = NULL;
     for (size_t i = 0; i < a->cfg.sessions_max; i++) {
@@ -326,20 +331,39 @@ int auth_session_new(struct auth *a, const char *user, enum auth_role role, int6
     snprintf(slot->user, sizeof slot->user, "%s", user);
     slot->role = role;
     snprintf(slot->csrf, sizeof slot->csrf, "%s", csrf);
-    slot->created_ms = now_ms;
-    slot->expires_ms = now_ms + (int64_t)a->cfg.session_idle_s * 1000;
+    slot->created_ms = created_ms;
+    int64_t idle = now_ms + (int64_t)a->cfg.session_idle_s * 1000;
+    int64_t cap = created_ms + (int64_t)a->cfg.session_max_s * 1000;
+    slot->expires_ms = idle < cap ? idle : cap;
     pthread_mutex_unlock(&a->mu);
     return 0;
 }
 
-static bool token_shape_ok(const char *token)
+int auth_session_new(struct auth *a, const char *user, enum auth_role role, int64_t now_ms, char *token,
+                     char *csrf)
 {
-    if (!token || strlen(token) != AUTH_TOKEN_HEX)
-        return false;
-    for (size_t i = 0; i < AUTH_TOKEN_HEX; i++)
-        if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f')))
-            return false;
-    return true;
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    to_hex(raw, sizeof raw, token, AUTH_TOKEN_HEX + 1);
+    randombytes_buf(raw, sizeof raw);
+    to_hex(raw, sizeof raw, csrf, AUTH_TOKEN_HEX + 1);
+    sodium_memzero(raw, sizeof raw);
+    return session_put(a, token, user, role, csrf, now_ms, now_ms);
+}
+
+int auth_session_restore(struct auth *a, const char *token, const char *user, enum auth_role role,
+                         const char *csrf, int64_t created_ms, int64_t now_ms)
+{
+    if (!token_shape_ok(token) || !csrf || strlen(csrf) != AUTH_TOKEN_HEX || role == AUTH_ROLE_NONE)
+        return -EINVAL;
+    if (created_ms + (int64_t)a->cfg.session_max_s * 1000 <= now_ms)
+        return -ETIMEDOUT;
+    return session_put(a, token, user, role, csrf, created_ms, now_ms);
+}
+
+int64_t auth_session_max_ms(const struct auth *a)
+{
+    return (int64_t)a->cfg.session_max_s * 1000;
 }
 
 /* Finds a live session by token. Callers hold mu. */

@@ -5,14 +5,15 @@
  * Passwords are Argon2id strings from libsodium's crypto_pwhash_str; hashing
  * and verifying are bounded to a few at a time (each takes tens of MiB and a
  * good part of a second), and a caller that cannot get a slot in time gets
- * -EBUSY instead of queueing without end. Sessions live in memory only: a
+ * -EBUSY instead of queueing without end. Sessions live in memory: a
  * random 256-bit token (the cookie) of which only a BLAKE2b hash is kept,
  * with an idle and an absolute expiry, the user's role and a per-session
  * CSRF token that must come back in X-CSRF-Token on every state-changing
- * request. Failed logins are counted per user name and per client address;
- * past a threshold each further failure doubles a lockout. API tokens are
- * random too, so a fast keyed-free hash is enough to store them (Argon2id
- * protects guessable secrets; a 256-bit random one is not guessable).
+ * request. (The HTTP side also keeps each session's digest in the database
+ * and restores it here after a restart: auth_session_restore.) Failed logins are counted per user name and
+ * per client address; past a threshold each further failure doubles a lockout. API tokens are random too, so
+ * a fast keyed-free hash is enough to store them (Argon2id protects guessable secrets; a 256-bit random one
+ * is not guessable).
  *
  * Everything here is thread-safe; time is passed in (now_ms) so the rules
  * are tested without waiting. Errors: 0 or a negative errno.
@@ -91,6 +92,15 @@ void auth_throttle_reset(struct auth *a);
  * Returns 0 or -ENOMEM. */
 int auth_session_new(struct auth *a, const char *user, enum auth_role role, int64_t now_ms, char *token,
                      char *csrf);
+/* Brings back a session kept elsewhere (the hub's database, after a
+ * restart) under its cookie token, with its CSRF token and creation time;
+ * its idle expiry starts again at now_ms. Returns 0, -ETIMEDOUT (past its
+ * absolute lifetime), -EINVAL (a malformed token, csrf or role) or
+ * -ENOMEM. */
+int auth_session_restore(struct auth *a, const char *token, const char *user, enum auth_role role,
+                         const char *csrf, int64_t created_ms, int64_t now_ms);
+/* The absolute lifetime of a session, ms. */
+int64_t auth_session_max_ms(const struct auth *a);
 /* Looks a cookie token up (constant-time compare of its hash) and extends
  * its idle expiry. Returns 0 with out filled, or -ENOENT (unknown, forged
  * or expired). */

@@ -369,6 +369,51 @@ static bool static_path_ok(const char *path)
 /* Fills rq->who from the session cookie or a bearer token. Returns 0 when
  * anonymous or authenticated, -EACCES when credentials were given but are
  * not valid (forged, expired, revoked). */
+/* A session cookie: its row in the database says it still stands (logging
+ * out, removing the user or changing their password deletes it, from here
+ * or from firewatchctl) and gives the user's role now; the memory keeps its
+ * idle expiry and CSRF token, and takes it back from the row after a
+ * restart. Returns 0 with who filled, or -EACCES. */
+static int session_check(struct http_server *srv, const char *cookie, struct auth_identity *who)
+{
+    char dig[AUTH_TOKEN_HEX + 1], user[AUTH_USER_MAX + 1] = "", csrf[AUTH_TOKEN_HEX + 1] = "";
+    auth_token_digest(cookie, dig, sizeof dig);
+    enum auth_role role = AUTH_ROLE_NONE;
+    int64_t created = 0, now = api_now_ms();
+    struct api_db *db = api_db_get(srv);
+    sqlite3_stmt *q = api_stmt(db, Q_SESSION);
+    int rc = SQLITE_ERROR;
+    if (q) {
+        sqlite3_bind_text(q, 1, dig, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            snprintf(user, sizeof user, "%s", (const char *)sqlite3_column_text(q, 0));
+            role = auth_role_parse((const char *)sqlite3_column_text(q, 1));
+            snprintf(csrf, sizeof csrf, "%s", (const char *)sqlite3_column_text(q, 2));
+            created = sqlite3_column_int64(q, 3);
+        }
+        sqlite3_reset(q);
+    }
+    api_db_put(srv, db);
+    if (rc != SQLITE_ROW || role == AUTH_ROLE_NONE) {
+        auth_session_end(srv->auth, cookie); /* gone from the database: gone */
+        return -EACCES;
+    }
+    if (auth_session_get(srv->auth, cookie, now, who) != 0) {
+        /* Not in memory: the hub restarted (or the session was evicted). */
+        int r = auth_session_restore(srv->auth, cookie, user, role, csrf, created, now);
+        if (r == -ETIMEDOUT)
+            api_rw_exec(srv, "DELETE FROM sessions WHERE digest = ?1", "s", dig);
+        if (r != 0 || auth_session_get(srv->auth, cookie, now, who) != 0)
+            return -EACCES;
+    }
+    if (who->role != role) {
+        auth_sessions_update_user(srv->auth, user, role); /* firewatchctl user role */
+        who->role = role;
+    }
+    return 0;
+}
+
 static int authenticate(struct http_server *srv, struct api_req *rq)
 {
     const char *authz = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -380,7 +425,7 @@ static int authenticate(struct http_server *srv, struct api_req *rq)
     const char *cookie = MHD_lookup_connection_value(rq->conn, MHD_COOKIE_KIND, API_SESSION_COOKIE);
     if (!cookie)
         return 0;
-    if (auth_session_get(srv->auth, cookie, api_now_ms(), &rq->who) != 0) {
+    if (session_check(srv, cookie, &rq->who) != 0) {
         memset(&rq->who, 0, sizeof rq->who);
         return -EACCES;
     }

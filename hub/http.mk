@@ -35,7 +35,8 @@ $(OUT)/obj/tests/http/%.o: ALL_CFLAGS += -Ihub
 TEST_BINS += $(OUT)/tests/http/test_api
 
 # The real daemon's HTTP face, end to end (tests/hub/test_hub_http.c).
-$(OUT)/tests/hub/test_hub_http: $(OUT)/obj/tests/http/client.o $(OUT)/bin/firewatch-hub $(OUT)/bin/firewatchctl
+$(OUT)/tests/hub/test_hub_http: $(OUT)/obj/tests/http/client.o $(OUT)/obj/tests/lib/hubrig.o \
+                                $(OUT)/bin/firewatch-hub $(OUT)/bin/firewatchctl
 $(OUT)/obj/tests/hub/test_hub_http.o: ALL_CFLAGS += -Itests/http
 TEST_BINS += $(OUT)/tests/hub/test_hub_http
 # The browser suite starts serve_fixture; it must be built before it runs.

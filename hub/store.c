@@ -309,6 +309,16 @@ static const char *const migrations[] = {
     "CREATE TABLE area_alerts(area TEXT NOT NULL REFERENCES areas(id) ON DELETE CASCADE, id INTEGER NOT "
     "NULL, "
     "  xml TEXT NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(area, id));",
+    /* 6: dashboard sessions survive a restart (hub/http.c authenticate):
+     * the BLAKE2b digest of the cookie, never the cookie; the role is read
+     * from users on every request, and removing a user or changing their
+     * password (from the API or firewatchctl) deletes their sessions. */
+    "CREATE TABLE sessions(digest TEXT PRIMARY KEY, user TEXT NOT NULL REFERENCES users(name) ON DELETE "
+    "  CASCADE ON UPDATE CASCADE, csrf TEXT NOT NULL, created_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE INDEX sessions_user ON sessions(user);"
+    "CREATE TRIGGER users_pw AFTER UPDATE OF pwhash ON users BEGIN DELETE FROM sessions WHERE user = "
+    "NEW.name; "
+    "END;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
