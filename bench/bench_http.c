@@ -11,6 +11,10 @@
  * through the same server and connection handling. Latency is from the
  * first byte sent to the last byte of the answer.
  *
+ * -m region: the same against a regional hub (bench-fed made its
+ * database): the regional overview, open incidents across areas, one
+ * area's incidents, and the Atom feed of every area's CAP alerts.
+ *
  * -m stream: logs in, opens C clients on /api/v1/stream and waits until
  * every one has its opening comment; then, per trial, publishes a
  * heat_fixed alarm for a probe node alone in its zone and times the
@@ -347,6 +351,38 @@ static void series_json(FILE *f, const char *name, struct series *s)
             s->n ? (double)s->v[s->n - 1] / 1000 : -1);
 }
 
+/* Writes {"requests", head, "overall", "baseline", "routes": {...}} to out
+ * (stdout when NULL) and frees the series. Returns 0, 3 when a request
+ * failed, 1 when out cannot be written. */
+static int report(const char *out, const char *head, struct series *all, struct series *base,
+                  const char *const *names, struct series *per, int n_routes)
+{
+    int status = all->errors ? 3 : 0;
+    FILE *f = out ? fopen(out, "w") : stdout;
+    if (f) {
+        fprintf(f, "{\"requests\":%d,%s,", all->n + all->errors, head);
+        series_json(f, "overall", all);
+        fputc(',', f);
+        series_json(f, "baseline", base);
+        fputs(",\"routes\":{", f);
+        for (int r = 0; r < n_routes; r++) {
+            if (r)
+                fputc(',', f);
+            series_json(f, names[r], &per[r]);
+        }
+        fputs("}}\n", f);
+        if (out)
+            fclose(f);
+    } else {
+        status = 1;
+    }
+    for (int r = 0; r < n_routes; r++)
+        free(per[r].v);
+    free(all->v);
+    free(base->v);
+    return status;
+}
+
 static int run_api(int port, const char *cookie, int n, const char *site, const char *nodes_file,
                    int nodes_total, const char *out)
 {
@@ -429,33 +465,71 @@ static int run_api(int port, const char *cookie, int n, const char *site, const 
                 base.v[base.n++] = us;
         }
     }
-    int status = all.errors ? 3 : 0;
-    FILE *f = out ? fopen(out, "w") : stdout;
-    if (f) {
-        fprintf(f, "{\"requests\":%d,\"reconnects\":%d,", all.n + all.errors, c.reconnects);
-        series_json(f, "overall", &all);
-        fputc(',', f);
-        series_json(f, "baseline", &base);
-        fputs(",\"routes\":{", f);
-        for (int r = 0; r < R_N; r++) {
-            if (r)
-                fputc(',', f);
-            series_json(f, route_name[r], &per[r]);
-        }
-        fputs("}}\n", f);
-        if (out)
-            fclose(f);
-    } else {
-        status = 1;
-    }
+    char head[64];
+    snprintf(head, sizeof head, "\"reconnects\":%d", c.reconnects);
     if (c.fd >= 0)
         close(c.fd);
     free(c.buf);
-    for (int r = 0; r < R_N; r++)
-        free(per[r].v);
-    free(all.v);
-    free(base.v);
-    return status;
+    return report(out, head, &all, &base, route_name, per, R_N);
+}
+
+/* --- region mode: a regional hub's view (bench-fed made its database) ------ */
+
+enum rroute { RR_REGION, RR_OPEN, RR_AREA, RR_FEED, RR_N };
+static const char *const rroute_name[RR_N] = {"region", "region_incidents_open", "region_incidents_area",
+                                              "region_cap_feed"};
+
+static int run_region(int port, const char *cookie, int n, int areas, const char *out)
+{
+    struct series per[RR_N], all = {0}, base = {0};
+    for (int r = 0; r < RR_N; r++)
+        per[r] = (struct series){.v = calloc((size_t)n + 1, sizeof(int64_t))};
+    all.v = calloc((size_t)n + 1, sizeof(int64_t));
+    base.v = calloc((size_t)n + 1, sizeof(int64_t));
+    struct conn c = {.port = port, .fd = -1};
+    struct answer a;
+    int64_t us;
+    request(&c, "GET", "/api/v1/health", cookie, NULL, &a, &us);
+    for (int i = 0; i < n + RR_N; i++) {
+        enum rroute r = (enum rroute)(i % RR_N);
+        char path[256];
+        switch (r) {
+        case RR_REGION: snprintf(path, sizeof path, "/api/v1/region"); break;
+        case RR_OPEN: snprintf(path, sizeof path, "/api/v1/region/incidents?open=1"); break;
+        case RR_AREA:
+            snprintf(path, sizeof path, "/api/v1/region/incidents?area=area-%04d",
+                     (i / RR_N) % (areas ? areas : 1));
+            break;
+        case RR_FEED: snprintf(path, sizeof path, "/api/v1/region/cap"); break;
+        default: continue;
+        }
+        bool counted = i >= RR_N;
+        int rc = request(&c, "GET", path, cookie, NULL, &a, &us);
+        if (counted) {
+            if (rc < 0 || a.status != 200) {
+                per[r].errors++;
+                all.errors++;
+                if (per[r].errors == 1)
+                    fprintf(stderr, "bench-http: GET %s: %s %d\n", path, rc < 0 ? strerror(-rc) : "status",
+                            a.status);
+            } else {
+                per[r].v[per[r].n++] = us;
+                per[r].bytes = a.body_len;
+                all.v[all.n++] = us;
+            }
+        }
+        rc = request(&c, "GET", "/api/v1/health", cookie, NULL, &a, &us);
+        if (counted && (rc < 0 || a.status != 200))
+            base.errors++;
+        else if (counted)
+            base.v[base.n++] = us;
+    }
+    char head[64];
+    snprintf(head, sizeof head, "\"areas\":%d", areas);
+    if (c.fd >= 0)
+        close(c.fd);
+    free(c.buf);
+    return report(out, head, &all, &base, rroute_name, per, RR_N);
 }
 
 /* --- stream mode --------------------------------------------------------- */
@@ -815,6 +889,8 @@ static void usage(void)
            "                  [-N NODES_TOTAL] [-o STATS.json]\n"
            "       bench-http -p HTTP_PORT -u USER -P PASSWORD -m stream [-b URL] [-c CLIENTS] -f PROBES\n"
            "                  [-o STATS.json]\n"
+           "       bench-http -p HTTP_PORT -u USER -P PASSWORD -m region [-n REQUESTS] -N AREAS [-o "
+           "STATS.json]\n"
            "NODES has one node id per line (nodes with reading history); PROBES one \"node zone\"\n"
            "per line, each node alone in its zone and not yet in alarm: one trial each.\n");
 }
@@ -840,7 +916,9 @@ int main(int argc, char **argv)
         default: usage(); return c == 'h' ? 0 : 2;
         }
     }
-    if (port <= 0 || !user || !pass || !mode || !file || n < 1 || want < 1 || want > CLIENTS_MAX) {
+    bool region = mode && strcmp(mode, "region") == 0;
+    if (port <= 0 || !user || !pass || !mode || (!file && !region) || n < 1 || want < 1 ||
+        want > CLIENTS_MAX) {
         usage();
         return 2;
     }
@@ -851,6 +929,8 @@ int main(int argc, char **argv)
         return run_api(port, cookie, n, site, file, nodes_total, out);
     if (strcmp(mode, "stream") == 0)
         return run_stream(port, cookie, broker, want, file, out);
+    if (region)
+        return run_region(port, cookie, n, nodes_total, out);
     usage();
     return 2;
 }

@@ -238,6 +238,7 @@ void api_cap_feed(struct api_req *rq, struct api_reply *rp);
 void api_region(struct api_req *rq, struct api_reply *rp);
 void api_region_incidents(struct api_req *rq, struct api_reply *rp);
 void api_region_cap(struct api_req *rq, struct api_reply *rp);
+void api_region_cap_feed(struct api_req *rq, struct api_reply *rp);
 
 /* api_tech.c: commissioning tests and the technician's view */
 void api_node_test(struct api_req *rq, struct api_reply *rp);

@@ -1,8 +1,10 @@
 /*
  * api_region.c - a regional hub's read-only view (docs/federation.md): every
  * area with what it last said (GET /api/v1/region), their incidents
- * (GET /api/v1/region/incidents) and each one's CAP alert as the area sent
- * it (GET /api/v1/region/areas/<area>/incidents/<id>/cap). The tables are
+ * (GET /api/v1/region/incidents), each one's CAP alert as the area sent
+ * it (GET /api/v1/region/areas/<area>/incidents/<id>/cap), and an Atom
+ * feed of those alerts, open ones and those closed in the last hour
+ * (GET /api/v1/region/cap). The tables are
  * written by the receiver (region.c); the documents it stored were checked
  * on the way in, and are parsed again here only to be embedded.
  */
@@ -50,14 +52,22 @@ static double num(const cJSON *o, const char *key)
 void api_region(struct api_req *rq, struct api_reply *rp)
 {
     int64_t now = api_now_ms();
+    const char *only = api_arg(rq, "area");
+    if (only && !fw_id_valid(only)) {
+        api_error(rp, 400, "area must be an area id");
+        return;
+    }
     struct api_db *db = api_db_get(rq->srv);
     sqlite3_stmt *q = prepare(
-        db,
-        "SELECT a.id, a.name, a.added_ms, a.bridge_online, a.bridge_ms, a.last_seen_ms, a.hub_doc, "
-        "a.readiness_doc, (SELECT count(*) FROM area_incidents i WHERE i.area = a.id AND i.closed_ms = 0), "
-        "(SELECT count(*) FROM area_incidents i WHERE i.area = a.id AND i.closed_ms = 0 AND i.kind = "
-        "'fire' AND i.state IN ('alarm', 'acknowledged')) FROM areas a WHERE a.removed_ms = 0 ORDER BY "
-        "a.id");
+        db, "SELECT a.id, a.name, a.added_ms, a.bridge_online, a.bridge_ms, a.last_seen_ms, a.hub_doc, "
+            "CASE WHEN ?1 IS NULL THEN a.readiness_summary ELSE a.readiness_doc END, (SELECT count(*) FROM "
+            "area_incidents i WHERE i.area = a.id AND +i.closed_ms = 0), "
+            "(SELECT count(*) FROM area_incidents i WHERE i.area = a.id AND +i.closed_ms = 0 AND i.kind = "
+            "'fire' AND i.state IN ('alarm', 'acknowledged')) FROM areas a WHERE a.removed_ms = 0 AND (?1 IS "
+            "NULL OR "
+            "a.id = ?1) ORDER BY a.id");
+    if (q && only)
+        sqlite3_bind_text(q, 1, only, -1, SQLITE_TRANSIENT);
     if (!q) {
         api_db_put(rq->srv, db);
         api_error(rp, 500, "database error");
@@ -100,7 +110,16 @@ void api_region(struct api_req *rq, struct api_reply *rp)
         t_alarms += sqlite3_column_int(q, 9);
         n_areas++;
         cJSON_AddItemToObject(a, "hub", hub);
-        cJSON_AddItemToObject(a, "readiness", doc_col(q, 7));
+        /* The list embeds each area's readiness summary as the receiver
+         * stored it (fed_readiness_summary: valid JSON, worst zones only);
+         * one area's whole document is parsed only for ?area=. */
+        const char *sum = (const char *)sqlite3_column_text(q, 7);
+        if (only)
+            cJSON_AddItemToObject(a, "readiness", doc_col(q, 7));
+        else if (sum)
+            cJSON_AddItemToObject(a, "readiness", cJSON_CreateRaw(sum));
+        else
+            cJSON_AddNullToObject(a, "readiness");
         cJSON_AddItemToArray(areas, a);
     }
     sqlite3_finalize(q);
@@ -231,4 +250,82 @@ void api_region_cap(struct api_req *rq, struct api_reply *rp)
         return;
     }
     api_reply_body(rp, 200, CAP_MIME_TYPE "; charset=utf-8", xml, len);
+}
+
+/* The <identifier> of a CAP alert, into buf ("" when absent). */
+static void alert_identifier(const char *xml, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    const char *p = strstr(xml, "<identifier>");
+    const char *q = p ? strstr(p, "</identifier>") : NULL;
+    if (p && q && (size_t)(q - p - 12) < size)
+        snprintf(buf, size, "%.*s", (int)(q - p - 12), p + 12);
+}
+
+#define FEED_RECENT_MS (3600 * 1000LL) /* closed incidents stay in the feed this long */
+#define FEED_MAX 200
+
+void api_region_cap_feed(struct api_req *rq, struct api_reply *rp)
+{
+    int64_t now = api_now_ms();
+    struct api_db *db = api_db_get(rq->srv);
+    sqlite3_stmt *q = prepare(
+        db,
+        "SELECT i.area, COALESCE(NULLIF(a.name, ''), NULLIF(json_extract(a.hub_doc, '$.name'), ''), i.area), "
+        "i.id, COALESCE(NULLIF(i.zone_name, ''), i.zone), i.state, i.kind, i.updated_ms, c.xml FROM "
+        "area_incidents i JOIN areas a ON a.id = i.area JOIN area_alerts c ON c.area = i.area AND c.id = "
+        "i.id "
+        "WHERE a.removed_ms = 0 AND (i.closed_ms = 0 OR c.updated_ms >= ?1) ORDER BY i.closed_ms != 0, "
+        "i.opened_ms DESC LIMIT ?2");
+    if (!q) {
+        api_db_put(rq->srv, db);
+        api_error(rp, 500, "database error");
+        return;
+    }
+    sqlite3_bind_int64(q, 1, now - FEED_RECENT_MS);
+    sqlite3_bind_int(q, 2, FEED_MAX);
+    struct row {
+        char id[200], title[400], link[160];
+        char *xml;
+    } *rows = calloc(FEED_MAX, sizeof *rows);
+    struct cap_feed_entry *e = calloc(FEED_MAX, sizeof *e);
+    size_t n = 0;
+    int rc = rows && e ? SQLITE_ROW : SQLITE_NOMEM;
+    while (rows && e && n < FEED_MAX && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *area = (const char *)sqlite3_column_text(q, 0);
+        const char *xml = (const char *)sqlite3_column_text(q, 7);
+        char ident[128];
+        alert_identifier(xml ? xml : "", ident, sizeof ident);
+        struct row *r = &rows[n];
+        r->xml = strdup(xml ? xml : "");
+        snprintf(r->id, sizeof r->id, "urn:firewatch:%s:cap:%s", area, ident[0] ? ident : "unknown");
+        snprintf(r->title, sizeof r->title, "%s, %s: %s %s", sqlite3_column_text(q, 1),
+                 sqlite3_column_text(q, 3), sqlite3_column_text(q, 5), sqlite3_column_text(q, 4));
+        snprintf(r->link, sizeof r->link, "/api/v1/region/areas/%s/incidents/%lld/cap", area,
+                 (long long)sqlite3_column_int64(q, 2));
+        e[n] = (struct cap_feed_entry){.id = r->id,
+                                       .title = r->title,
+                                       .updated_ms = sqlite3_column_int64(q, 6),
+                                       .link = r->link,
+                                       .alert = r->xml};
+        if (r->xml)
+            n++;
+    }
+    sqlite3_finalize(q);
+    api_db_put(rq->srv, db);
+    char *feed = NULL;
+    size_t len = 0;
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        feed = cap_feed_wrap("urn:firewatch:region:cap", "Firewatch regional view: fire alerts of every area",
+                             e, n, now, &len);
+    for (size_t i = 0; rows && i < n; i++)
+        free(rows[i].xml);
+    free(rows);
+    free(e);
+    if (!feed) {
+        api_error(rp, 500,
+                  rc == SQLITE_DONE || rc == SQLITE_ROW ? "the feed cannot be written" : "database error");
+        return;
+    }
+    api_reply_body(rp, 200, "application/atom+xml; charset=utf-8", feed, len);
 }

@@ -880,3 +880,64 @@ char *cap_feed_new(const struct cap_hub *hub, const struct cap_incident *incs, s
     sb_puts(&b, "</feed>\n");
     return sb_finish(&b, len);
 }
+
+/* The alert element of a document: past an XML declaration and blanks. */
+static const char *alert_element(const char *doc)
+{
+    const char *p = doc;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+        p++;
+    if (strncmp(p, "<?xml", 5) == 0) {
+        const char *end = strstr(p, "?>");
+        if (!end)
+            return NULL;
+        p = end + 2;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+            p++;
+    }
+    return strncmp(p, "<alert", 6) == 0 && (p[6] == ' ' || p[6] == '>') ? p : NULL;
+}
+
+char *cap_feed_wrap(const char *feed_id, const char *title, const struct cap_feed_entry *entries, size_t n,
+                    int64_t now_ms, size_t *len)
+{
+    if (!feed_id || !title || (n > 0 && !entries) || now_ms < 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int64_t updated = n ? 0 : now_ms;
+    for (size_t i = 0; i < n; i++) {
+        if (!entries[i].id || !entries[i].title || !entries[i].alert || !alert_element(entries[i].alert) ||
+            entries[i].updated_ms < 0) {
+            errno = EINVAL;
+            return NULL;
+        }
+        if (entries[i].updated_ms > updated)
+            updated = entries[i].updated_ms;
+    }
+    struct sb b = {.grow = true};
+    sb_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
+    el(&b, "  ", "id", feed_id);
+    el(&b, "  ", "title", title);
+    put_atom_time(&b, "  ", "updated", updated);
+    sb_puts(&b, "  <author>\n    <name>");
+    xml_text(&b, title);
+    sb_puts(&b, "</name>\n  </author>\n  <generator>Firewatch</generator>\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct cap_feed_entry *e = &entries[i];
+        sb_puts(&b, "  <entry>\n");
+        el(&b, "    ", "id", e->id);
+        el(&b, "    ", "title", e->title);
+        put_atom_time(&b, "    ", "updated", e->updated_ms);
+        if (e->link) {
+            sb_puts(&b, "    <link rel=\"alternate\" type=\"" CAP_MIME_TYPE "\" href=\"");
+            xml_text(&b, e->link);
+            sb_puts(&b, "\"/>\n");
+        }
+        sb_puts(&b, "    <content type=\"" CAP_MIME_TYPE "\">\n");
+        sb_puts(&b, alert_element(e->alert));
+        sb_puts(&b, "\n    </content>\n  </entry>\n");
+    }
+    sb_puts(&b, "</feed>\n");
+    return sb_finish(&b, len);
+}

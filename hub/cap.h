@@ -109,6 +109,26 @@ char *cap_alert_new(const struct cap_hub *hub, const struct cap_incident *inc, s
 char *cap_feed_new(const struct cap_hub *hub, const struct cap_incident *incs, size_t n, int64_t now_ms,
                    size_t *len);
 
+/* One alert someone else wrote (a regional hub passes on its areas'):
+ * the entry's id, title, time and link, and the CAP document itself, kept
+ * as it came apart from its XML declaration. Strings are borrowed. */
+struct cap_feed_entry {
+    const char *id;    /* an absolute URI, e.g. "urn:firewatch:ward7:cap:firewatch-ward7-3-2" */
+    const char *title; /* free text */
+    int64_t updated_ms;
+    const char *link;  /* NULL: none; else the alert's URL (a path is fine) */
+    const char *alert; /* a CAP <alert> document, with or without "<?xml ...?>" */
+};
+
+/* An Atom 1.0 feed titled title with id feed_id (an absolute URI) of n
+ * entries, each carrying its alert inline in <content
+ * type="application/cap+xml">. <updated> is the newest entry's, or now_ms.
+ * Returns a malloc'd string (*len its length; may be NULL), or NULL with
+ * errno EINVAL (a missing field, an alert that is not an <alert> element)
+ * or ENOMEM. */
+char *cap_feed_wrap(const char *feed_id, const char *title, const struct cap_feed_entry *entries, size_t n,
+                    int64_t now_ms, size_t *len);
+
 /* The identifier of the incident's current message,
  * "firewatch-<hub_id>-<id>-<seq>", into buf. Returns its length, -EINVAL or
  * -ENOSPC. */

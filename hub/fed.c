@@ -342,6 +342,60 @@ int fed_summary_decode(const char *area, enum fed_kind kind, const char *payload
     return bad ? why_field(why, why_size, bad) : 0;
 }
 
+static double num(const cJSON *o, const char *key)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(n) ? n->valuedouble : 0;
+}
+
+static int by_score(const void *a, const void *b)
+{
+    double x = num(*(const cJSON *const *)a, "score"), y = num(*(const cJSON *const *)b, "score");
+    return x < y ? -1 : x > y;
+}
+
+char *fed_readiness_summary(const char *payload, size_t len, int worst)
+{
+    cJSON *rd = payload && len <= FED_PAYLOAD_MAX ? cJSON_ParseWithLength(payload, len) : NULL;
+    cJSON *zones = cJSON_GetObjectItemCaseSensitive(rd, "zones");
+    if (!cJSON_IsObject(rd) || !cJSON_IsArray(zones) || worst < 0) {
+        cJSON_Delete(rd);
+        errno = EINVAL;
+        return NULL;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(rd, "v");
+    cJSON_DeleteItemFromObjectCaseSensitive(rd, "hub");
+    int n = cJSON_GetArraySize(zones), k = 0;
+    cJSON **v = n ? calloc((size_t)n, sizeof *v) : NULL;
+    if (n && !v) {
+        cJSON_Delete(rd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    while (cJSON_GetArraySize(zones) > 0) {
+        cJSON *z = cJSON_DetachItemFromArray(zones, 0);
+        if (num(z, "score") < 100)
+            v[k++] = z;
+        else
+            cJSON_Delete(z);
+    }
+    qsort(v, (size_t)k, sizeof *v, by_score);
+    for (int i = 0; i < k; i++) {
+        if (i < worst)
+            cJSON_AddItemToArray(zones, v[i]);
+        else
+            cJSON_Delete(v[i]);
+    }
+    free(v);
+    if (!cJSON_GetObjectItemCaseSensitive(rd, "zones_total"))
+        cJSON_AddNumberToObject(rd, "zones_total", n);
+    char *s = cJSON_PrintUnformatted(rd);
+    cJSON_Delete(rd);
+    if (!s)
+        errno = ENOMEM;
+    return s;
+}
+
 int fed_cap_check(const char *area, const char *payload, size_t len, char *why, size_t why_size)
 {
     if (!payload || len == 0 || len > FED_PAYLOAD_MAX || memchr(payload, '\0', len))
@@ -364,5 +418,28 @@ int fed_cap_check(const char *area, const char *payload, size_t len, char *why, 
         return why_set(why, why_size, "not a CAP 1.2 document");
     if (!has_id)
         return why_set(why, why_size, "the identifier does not name the area");
+    /* The regional side serves it inside its own Atom feed (cap_feed_wrap):
+     * one <alert> element after the declaration, nothing that could close
+     * that feed's elements or open new ones, no DTD, CDATA, comments or
+     * processing instructions (CAP needs none of them). */
+    const char *end = memmem(payload, len, "?>", 2);
+    const char *body = end ? end + 2 : payload;
+    size_t rest = len - (size_t)(body - payload);
+    while (rest && (*body == ' ' || *body == '\n' || *body == '\r' || *body == '\t')) {
+        body++;
+        rest--;
+    }
+    size_t tail = rest;
+    while (tail && (body[tail - 1] == ' ' || body[tail - 1] == '\n' || body[tail - 1] == '\r'))
+        tail--;
+    static const char *const banned[] = {"<!",       "<?",        "<entry", "</entry",
+                                         "<content", "</content", "<feed",  "</feed"};
+    bool bad = rest < 16 || memcmp(body, "<alert", 6) != 0 || tail < 8 ||
+               memcmp(body + tail - 8, "</alert>", 8) != 0;
+    for (size_t i = 0; !bad && i < sizeof banned / sizeof banned[0]; i++)
+        bad = memmem(body, rest, banned[i], strlen(banned[i])) != NULL;
+    const char *second = bad ? NULL : memmem(body + 6, rest - 6, "<alert", 6);
+    if (bad || second)
+        return why_set(why, why_size, "not a single CAP <alert> element");
     return 0;
 }

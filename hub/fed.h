@@ -106,6 +106,13 @@ struct fed_summary {
 int fed_summary_decode(const char *area, enum fed_kind kind, const char *payload, size_t len,
                        struct fed_summary *out, char *why, size_t why_size);
 
+/* What a regional overview shows of an area's readiness: the document
+ * (checked by fed_summary_decode) without its envelope ("v", "hub"), its
+ * zones cut to the `worst` under 100, worst first, and "zones_total" saying
+ * how many it has. A malloc'd JSON text, or NULL (errno EINVAL or ENOMEM). */
+#define FED_WORST_ZONES 3
+char *fed_readiness_summary(const char *payload, size_t len, int worst);
+
 /* Checks a CAP alert forwarded by area: well under the size limit, and
  * XML that names the CAP 1.2 namespace and an identifier carrying the
  * area ("firewatch-<area>-"). The regional side keeps it as it came.

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "capdb.h"
+#include "clock.h"
 #include "fed.h"
 #include "log.h"
 #include "readyscan.h"
@@ -53,20 +54,6 @@ struct fedpub {
 
     atomic_uint_fast64_t published, scans, errors;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void publish(struct fedpub *p, enum fed_kind kind, uint32_t id, const char *payload, size_t len,
                     bool retain)
@@ -125,7 +112,7 @@ static int send_incident(struct fedpub *p, uint32_t id, bool force, const char *
     }
     bool closed = fed_state_closed(f.state);
     size_t len = 0;
-    char *doc = fed_incident_encode(p->area, &f, wall_ms(), &len);
+    char *doc = fed_incident_encode(p->area, &f, clock_wall_ms(), &len);
     size_t xlen = 0;
     char *xml = cap_alert_new(&p->cap, &r.inc, &xlen);
     capdb_row_free(&r);
@@ -305,7 +292,7 @@ static void count(struct fedpub *p, int64_t out[3])
 static void scan(struct fedpub *p, bool force, bool heartbeat)
 {
     atomic_fetch_add(&p->scans, 1);
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     /* One read transaction: the incidents, readiness and counts agree. */
     sqlite3_exec(store_handle(p->db), "BEGIN", NULL, NULL, NULL);
     uint32_t open[FED_OPEN_MAX];
@@ -376,15 +363,19 @@ static void until(struct timespec *ts, int64_t mono_deadline)
 static void *run(void *arg)
 {
     struct fedpub *p = arg;
-    int64_t heartbeat_at = mono_ms() + FEDPUB_HEARTBEAT_MS, recheck_at = 0;
+    int64_t heartbeat_at = clock_mono_ms() + FEDPUB_HEARTBEAT_MS, recheck_at = 0, last_scan = 0;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        int64_t now = mono_ms();
+        int64_t now = clock_mono_ms();
         int64_t next = heartbeat_at;
         if (p->due_at && p->due_at < next)
             next = p->due_at;
         if (recheck_at && recheck_at < next)
             next = recheck_at;
+        /* A busy hub (10,000 nodes coming and going) changes all the time:
+         * scoring every zone is not done more than once a second. */
+        if (last_scan && next < last_scan + FEDPUB_MIN_GAP_MS)
+            next = last_scan + FEDPUB_MIN_GAP_MS;
         if (now < next) {
             struct timespec ts;
             until(&ts, next);
@@ -404,6 +395,7 @@ static void *run(void *arg)
             heartbeat_at = now + FEDPUB_HEARTBEAT_MS;
         pthread_mutex_unlock(&p->mu);
         scan(p, force, heartbeat);
+        last_scan = clock_mono_ms();
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -456,7 +448,7 @@ struct fedpub *fedpub_start(const struct fedpub_config *cfg, struct ingest *in)
     pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
     p->force = true;
-    p->due_at = mono_ms() + p->settle_ms;
+    p->due_at = clock_mono_ms() + p->settle_ms;
     int rc = pthread_create(&p->thread, NULL, run, p);
     if (rc != 0) {
         capdb_finalize(&p->st);
@@ -480,7 +472,7 @@ static void wake(struct fedpub *p, bool force)
     if (force)
         p->force = true;
     if (!p->due_at)
-        p->due_at = mono_ms() + p->settle_ms;
+        p->due_at = clock_mono_ms() + p->settle_ms;
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }

@@ -24,6 +24,7 @@
 
 #define FEDPUB_HEARTBEAT_MS 60000 /* the hub document is republished this often */
 #define FEDPUB_RECHECK_MS 2000    /* a second look after a change */
+#define FEDPUB_MIN_GAP_MS 1000    /* between two looks at least */
 
 struct fedpub_config {
     const char *database;

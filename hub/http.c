@@ -75,6 +75,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/region", AUTH_ROLE_WATCH, api_region, FAST},
     {"GET", "/api/v1/region/incidents", AUTH_ROLE_WATCH, api_region_incidents, FAST},
     {"GET", "/api/v1/region/areas/*/incidents/*/cap", AUTH_ROLE_WATCH, api_region_cap, FAST},
+    {"GET", "/api/v1/region/cap", AUTH_ROLE_WATCH, api_region_cap_feed, FAST},
     {"POST", "/api/v1/incidents/*/acknowledge", AUTH_ROLE_WATCH, api_incident_ack, SLOW},
     {"POST", "/api/v1/incidents/*/clear", AUTH_ROLE_WATCH, api_incident_clear, SLOW},
     {"GET", "/api/v1/troubles", AUTH_ROLE_WATCH, api_troubles, FAST},

@@ -24,7 +24,7 @@ HUB_HTTP_LIBS := $(LIB_MHD) $(LIB_SQLITE) $(LIB_SODIUM) $(LIB_CJSON)
 
 # The test programs: the server in-process with fake hooks, against a
 # database made by the store's own store_open.
-HTTP_TEST_OBJS := $(HUB_HTTP_OBJS) $(OUT)/obj/hub/readiness.o $(OUT)/obj/hub/store.o \
+HTTP_TEST_OBJS := $(HUB_HTTP_OBJS) $(OUT)/obj/hub/readiness.o $(OUT)/obj/hub/store.o $(OUT)/obj/hub/fed.o \
                   $(OUT)/obj/tests/http/fixture.o $(OUT)/obj/tests/http/client.o
 HTTP_TESTS := $(OUT)/tests/http/test_api $(OUT)/tests/http/serve_fixture
 

@@ -427,6 +427,17 @@ void http_hub_set_metrics(struct http_hub *w, const struct http_hub_metrics *m)
     mb_one(&b, "firewatch_broker_connected", "gauge", "1 while connected to the broker.",
            is->connected ? 1 : 0);
     mb_one(&b, "firewatch_broker_connects_total", "counter", "Successful broker connections.", is->connects);
+    mb_one(&b, "firewatch_storage_trouble", "gauge",
+           "1 while the database refuses writes (disk full or failing): events wait in the spill file.",
+           is->storage_trouble || m->writer.storage_trouble ? 1 : 0);
+    mb_one(&b, "firewatch_events_spilled_total", "counter",
+           "Node events the database refused, made durable in the spill file.", is->events_spilled);
+    mb_one(&b, "firewatch_events_held", "gauge", "Spilled events still waiting for the database.",
+           is->events_held);
+    mb_one(&b, "firewatch_writes_held", "gauge", "Other writes waiting for the database to accept writes.",
+           m->writer.ops_held);
+    mb_one(&b, "firewatch_writes_dropped_total", "counter", "Held writes given up (over their bound).",
+           m->writer.ops_dropped);
 
     mb_head(&b, "firewatch_event_commit_seconds", "histogram",
             "Time to commit a node event to SQLite before its PUBACK.");

@@ -56,11 +56,23 @@ $(OUT)/obj/tests/lib/hubrig.o $(OUT)/obj/tests/hub/test_federation.o: ALL_CFLAGS
 $(OUT)/tests/hub/test_federation: $(OUT)/obj/tests/lib/hubrig.o $(OUT)/obj/tests/http/client.o \
                                   $(OUT)/bin/firewatch-hub $(OUT)/bin/firewatchctl
 $(OUT)/tests/hub/test_federation: TEST_EXTRA_LIBS = $(LIB_CJSON)
+# What a regional hub believes from the areas, fuzzed (tests/fuzz/fuzz_fed.c):
+# a libFuzzer build for `make fuzz`, and a corpus replayer run in make test.
+FUZZ_TARGETS += fed
+$(FUZZ_OUT)/fuzz_fed: tests/fuzz/fuzz_fed.c hub/fed.c hub/fed.h $(PROTOCOL_SRCS) $(PROTOCOL_HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) -Ihub $< hub/fed.c $(PROTOCOL_SRCS) $(LIB_CJSON) -lm -o $@
+$(OUT)/obj/tests/fuzz/fuzz_fed.o: ALL_CFLAGS += -Ihub
+$(OUT)/tests/fuzz/replay_fed: $(OUT)/obj/tests/fuzz/fuzz_fed.o $(OUT)/obj/tests/fuzz/replay.o $(OUT)/obj/hub/fed.o \
+                              $(PROTOCOL_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(PROTOCOL_LIBS) $(LIB_SYS) -o $@
 
 TEST_BINS += $(OUT)/tests/hub/test_store $(OUT)/tests/hub/test_hubconf \
              $(OUT)/tests/hub/test_hub $(OUT)/tests/hub/test_provision \
-             $(OUT)/tests/hub/test_fed $(OUT)/tests/hub/test_federation
+             $(OUT)/tests/hub/test_fed $(OUT)/tests/hub/test_federation $(OUT)/tests/fuzz/replay_fed
 
 CHECK_SRCS += $(HUB_CORE_SRCS) $(HUB_DAEMON_SRCS) hub/ctl.c hub/techview.h $(HUB_HDRS) \
               tests/hub/test_store.c tests/hub/test_hubconf.c tests/hub/test_hub.c tests/hub/test_provision.c \
-              tests/hub/test_fed.c tests/hub/test_federation.c tests/lib/hubrig.c tests/lib/hubrig.h
+              tests/hub/test_fed.c tests/hub/test_federation.c tests/lib/hubrig.c tests/lib/hubrig.h \
+              tests/fuzz/fuzz_fed.c

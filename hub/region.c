@@ -25,8 +25,8 @@ static const char *const sql[R_COUNT] = {
     [R_AREA_OK] = "SELECT 1 FROM areas WHERE id = ?1 AND removed_ms = 0",
     [R_BRIDGE] = "UPDATE areas SET bridge_online = ?2, bridge_ms = ?3 WHERE id = ?1",
     [R_HUB] = "UPDATE areas SET hub_doc = ?2, hub_ms = ?3, last_seen_ms = ?4 WHERE id = ?1 AND hub_ms <= ?3",
-    [R_READINESS] = "UPDATE areas SET readiness_doc = ?2, readiness_ms = ?3, last_seen_ms = ?4 WHERE id = ?1 "
-                    "AND readiness_ms <= ?3",
+    [R_READINESS] = "UPDATE areas SET readiness_doc = ?2, readiness_ms = ?3, last_seen_ms = ?4, "
+                    "readiness_summary = ?5 WHERE id = ?1 AND readiness_ms <= ?3",
     [R_SEEN] = "UPDATE areas SET last_seen_ms = ?2 WHERE id = ?1",
     /* Newer documents only: updated_ms is the area hub's stamp. */
     [R_INC_UPSERT] =
@@ -39,9 +39,11 @@ static const char *const sql[R_COUNT] = {
         "excluded.closed_ms, updated_ms = excluded.updated_ms WHERE excluded.updated_ms >= "
         "area_incidents.updated_ms",
     /* The hub document lists what is open (?3, JSON array); older open rows
-     * it does not list were closed while we were not listening. */
+     * it does not list were closed while we were not listening. "+closed_ms"
+     * keeps SQLite on the primary key (this area's rows) rather than the
+     * index of every area's open incidents, which grows with the region. */
     [R_INC_RECONCILE] = "UPDATE area_incidents SET closed_ms = ?2, updated_ms = ?2 WHERE area = ?1 AND "
-                        "closed_ms = 0 AND updated_ms <= ?2 AND id NOT IN (SELECT value FROM json_each(?3))",
+                        "+closed_ms = 0 AND updated_ms <= ?2 AND id NOT IN (SELECT value FROM json_each(?3))",
     [R_ALERT] =
         "INSERT INTO area_alerts(area, id, xml, updated_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(area, "
         "id) DO UPDATE SET xml = excluded.xml, updated_ms = excluded.updated_ms",
@@ -187,7 +189,11 @@ static int apply(struct region *r, const char *area, enum fed_kind kind, uint32_
         sqlite3_bind_text(q, 2, payload, (int)len, SQLITE_STATIC);
         sqlite3_bind_int64(q, 3, s.ts_ms);
         sqlite3_bind_int64(q, 4, now);
-        if ((rc = step(r, i)) < 0 || kind != FED_HUB)
+        char *sum = kind == FED_READINESS ? fed_readiness_summary(payload, len, FED_WORST_ZONES) : NULL;
+        if (sum)
+            sqlite3_bind_text(q, 5, sum, -1, free);
+        rc = step(r, i);
+        if (rc < 0 || kind != FED_HUB)
             return rc < 0 ? rc : 1;
         if (sqlite3_changes(store_handle(r->db)) == 0)
             return 0; /* older than the one we have: it says nothing new */
@@ -209,8 +215,12 @@ static int apply(struct region *r, const char *area, enum fed_kind kind, uint32_
     }
     case FED_INCIDENT: {
         struct fed_incident f;
-        if (fed_incident_decode(area, payload, len, &f, why, sizeof why) < 0 || f.id != id) {
-            warn(r, "incident document of area", area, f.id != id ? "its id differs from the topic's" : why);
+        if (fed_incident_decode(area, payload, len, &f, why, sizeof why) < 0) {
+            warn(r, "incident document of area", area, why);
+            return -EINVAL;
+        }
+        if (f.id != id) {
+            warn(r, "incident document of area", area, "its id differs from the topic's");
             return -EINVAL;
         }
         rc = apply_incident(r, area, &f, f.ts_ms);

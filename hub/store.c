@@ -319,6 +319,10 @@ static const char *const migrations[] = {
     "CREATE TRIGGER users_pw AFTER UPDATE OF pwhash ON users BEGIN DELETE FROM sessions WHERE user = "
     "NEW.name; "
     "END;",
+    /* 7: what a regional overview shows of each area's readiness, made once
+     * when the document arrives (fed_readiness_summary) instead of on every
+     * refresh of every viewer. */
+    "ALTER TABLE areas ADD COLUMN readiness_summary TEXT;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,

@@ -23,7 +23,7 @@ struct store;
 struct sqlite3;
 
 /* Newest schema version this build writes. */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* How long one connection waits for another's write lock. */
 #define STORE_BUSY_TIMEOUT_MS 5000

@@ -16,7 +16,7 @@
 # Knobs (environment): BENCH_NODES (10000), BENCH_INTERVAL_S (10),
 # BENCH_INGEST_RATE (20000), BENCH_INGEST_S (20), BENCH_PROBES (200),
 # BENCH_HISTORY_DAYS (30), BENCH_API_REQUESTS (800), BENCH_STREAM_CLIENTS
-# (200), BENCH_STREAM_TRIALS (5).
+# (200), BENCH_STREAM_TRIALS (5), BENCH_FED_AREAS (1000), BENCH_FED_ZONES (20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,8 @@ HISTORY_SAMPLE=200 # nodes with raw readings and 5-minute rollups for the last d
 API_REQUESTS=${BENCH_API_REQUESTS:-800}
 STREAM_CLIENTS=${BENCH_STREAM_CLIENTS:-200}
 STREAM_TRIALS=${BENCH_STREAM_TRIALS:-5}
+FED_AREAS=${BENCH_FED_AREAS:-1000}
+FED_ZONES=${BENCH_FED_ZONES:-20}
 API_USER=bench
 API_PASSWORD=bench-password-$$
 
@@ -48,7 +50,8 @@ trap cleanup EXIT INT TERM
 # shellcheck source=scripts/lib/stack.sh
 . scripts/lib/stack.sh
 
-make --no-print-directory -s OUT=$OUT all $OUT/bin/bench-sub $OUT/bin/bench-probe $OUT/bin/bench-http >&2
+make --no-print-directory -s OUT=$OUT all $OUT/bin/bench-sub $OUT/bin/bench-probe $OUT/bin/bench-http \
+    $OUT/bin/bench-fed >&2
 start_stack
 
 # --- 10,000 nodes reporting ----------------------------------------------
@@ -115,6 +118,35 @@ committed=$((cur - before))
 wait $SUB || true
 printf '{"committed":%d}\n' "$committed" >"$RUN/hub-ingest.json"
 
+# --- federation: a regional hub with a city's areas ----------------------
+# The receiver fed what every area publishes when the regional hub
+# subscribes, beside plain inserts of the same bytes; then a regional hub
+# serves that database (its broker need not be there: no area publishes
+# during the timing) and its view is timed beside /api/v1/health.
+say "federation: $FED_AREAS areas x $FED_ZONES zones through the regional receiver (baseline: plain inserts)"
+$B/bench-fed -d "$RUN/region.db" -a "$FED_AREAS" -z "$FED_ZONES" -o "$RUN/fed.json" 2>"$RUN/bench-fed.log" || true
+cat >"$RUN/region.conf" <<CONF
+mode regional
+hub_id region
+client_id bench-region
+broker tcp://127.0.0.1:1
+database $RUN/region.db
+db_sync_full false
+http_listen 127.0.0.1:0
+http_web_root $PWD/hub/web
+CONF
+printf '%s\n' "$API_PASSWORD" | $B/firewatchctl -c "$RUN/region.conf" user add "$API_USER" --role watch >/dev/null
+$B/firewatch-hub -c "$RUN/region.conf" >"$RUN/region.log" 2>&1 &
+REGION=$!
+pids+=("$REGION")
+region_port() { sed -n 's/.*http: serving on .*(port \([0-9]*\)).*/\1/p' "$RUN/region.log" | tail -1; }
+region_serving() { [ -n "$(region_port)" ]; }
+wait_for 20 "the regional hub's HTTP" region_serving
+say "federation: $API_REQUESTS regional view queries, each followed by GET /api/v1/health (baseline)"
+$B/bench-http -p "$(region_port)" -u "$API_USER" -P "$API_PASSWORD" -m region -n "$API_REQUESTS" -N "$FED_AREAS" \
+    -o "$RUN/region-api.json" || true
+kill "$REGION" 2>/dev/null || true
+
 # --- results --------------------------------------------------------------
 $PY - "$RUN" "$RSS_IDLE" "$RSS_FLEET" "$RSS_PEAK" "$NODES" "$INGEST_S" <<'EOF'
 import json, sys, os, platform
@@ -127,6 +159,7 @@ def load(name):
 sub, hub, load_ = load("sub.json"), load("hub-ingest.json"), load("load.json")
 fixed, window = load("latency-fixed.json"), load("latency-window.json")
 api, stream = load("api.json"), load("stream.json")
+fed, region_api = load("fed.json"), load("region-api.json")
 received = sub.get("received", 0)
 committed = hub.get("committed", 0)
 sub_rate = sub.get("per_second", 0.0)
@@ -140,6 +173,7 @@ res = {
                "ratio": round(ratio, 3), "target_ratio": 0.8},
     "latency_immediate": fixed, "latency_windowed": window,
     "api": dict(api, target_p99_ms=50), "stream": dict(stream, target_ms=100),
+    "federation": {"receiver": fed, "regional_api": region_api},
     "memory": {"nodes": nodes, "hub_idle_mb": round(rss_idle / 1024, 1),
                "hub_with_nodes_mb": round(rss_fleet / 1024, 1), "hub_peak_mb": round(rss_peak / 1024, 1),
                "ratio_to_idle": round(rss_fleet / rss_idle, 2) if rss_idle else None, "target_mb": 64},
@@ -169,6 +203,16 @@ if stream:
           stream.get("trials_n", 0), stream.get("missing", 0)))
 else:
     print("%-34s %s" % ("stream ms", "   (no data)"))
+if fed:
+    print("%-34s %14.0f %14.0f %8.3f  %s" % ("regional receiver docs/s (vs inserts)", fed.get("receiver_per_s", 0),
+          fed.get("baseline_per_s", 0), fed.get("ratio", 0), "%d areas x %d zones, %d docs, %d applied, %.0f KB/area" % (
+          fed.get("areas", 0), fed.get("zones_per_area", 0), fed.get("messages", 0), fed.get("applied", 0),
+          fed.get("db_kb_per_area", 0))))
+if region_api:
+    print("%-34s %s   baseline %s" % ("regional api ms p50/p99/max", lat(region_api, "overall"),
+          lat(region_api, "baseline")))
+    for name, v in region_api.get("routes", {}).items():
+        print("%-34s %s" % ("  " + name, lat(region_api.get("routes"), name)))
 print()
 print("results: %s/results.json" % run)
 EOF

@@ -12,70 +12,18 @@
 // Environment: FW_ROOT (repository root), FW_BUILD (build directory with
 // tests/http/serve_fixture), FW_HUB_URL (optional: test a running hub
 // instead; the escalation steps then need FW_ESCALATE_CMD).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { assert, report, shots, startFixture, step, tally } from './lib.mjs';
 
-const root = resolve(process.env.FW_ROOT || join(import.meta.dirname, '..', '..'));
-const build = resolve(process.env.FW_BUILD || join(root, 'build', 'san'));
-const shots = join(build, 'screenshots');
 mkdirSync(shots, { recursive: true });
 
-let passed = 0;
-let failed = 0;
-function report(ok, name, why) {
-  if (ok) passed++; else failed++;
-  console.log(`${ok ? 'ok' : 'not ok'} - ${name}`);
-  if (!ok && why) console.log(`#   ${String(why).split('\n').join('\n#   ')}`);
-}
-async function step(name, fn) {
-  try {
-    await fn();
-    report(true, name);
-  } catch (e) {
-    report(false, name, e && e.stack ? e.stack : e);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg || 'assertion failed'); }
 
-// --- The server ----------------------------------------------------------
-function startFixture() {
-  const bin = join(build, 'tests', 'http', 'serve_fixture');
-  const child = spawn(bin, ['--lang', 'vi'], { env: { ...process.env, FW_ROOT: root }, stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const waiting = [];
-  lines.on('line', (l) => { const w = waiting.shift(); if (w) w(l); });
-  const next = (ms) => new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error('serve_fixture did not answer')), ms);
-    waiting.push((l) => { clearTimeout(timer); res(l); });
-  });
-  return {
-    child,
-    async port() {
-      const l = await next(30000);
-      const m = /^port (\d+)$/.exec(l);
-      if (!m) throw new Error('unexpected: ' + l);
-      return Number(m[1]);
-    },
-    async command(cmd) {
-      child.stdin.write(cmd + '\n');
-      return next(10000);
-    },
-    stop() {
-      try { child.stdin.end('quit\n'); } catch (e) { /* already gone */ }
-      return new Promise((res) => {
-        const timer = setTimeout(() => { child.kill('SIGKILL'); res(); }, 5000);
-        child.on('exit', () => { clearTimeout(timer); res(); });
-        if (child.exitCode !== null) { clearTimeout(timer); res(); }
-      });
-    },
-  };
-}
 
-const fixture = startFixture();
+
+const fixture = startFixture(['--lang', 'vi']);
 let context;
 const profile = mkdtempSync(join(tmpdir(), 'fw-chromium-'));
 const consoleErrors = [];
@@ -249,6 +197,6 @@ try {
   await fixture.stop();
   rmSync(profile, { recursive: true, force: true });
   console.log(`# screenshots in ${shots}`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
+  console.log(`${tally.passed} passed, ${tally.failed} failed`);
+  process.exitCode = tally.failed ? 1 : 0;
 }

@@ -16,32 +16,15 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { assert, build, report, root, shots, step, tally } from './lib.mjs';
 
-const root = resolve(process.env.FW_ROOT || join(import.meta.dirname, '..', '..'));
-const build = resolve(process.env.FW_BUILD || join(root, 'build', 'san'));
 const bin = (name) => join(build, 'bin', name);
-const shots = join(build, 'screenshots');
 mkdirSync(shots, { recursive: true });
 const PASSWORD = 'correct horse battery';
 
-let passed = 0;
-let failed = 0;
-function report(ok, name, why) {
-  if (ok) passed++; else failed++;
-  console.log(`${ok ? 'ok' : 'not ok'} - ${name}`);
-  if (!ok && why) console.log(`#   ${String(why).split('\n').join('\n#   ')}`);
-}
-async function step(name, fn) {
-  try {
-    await fn();
-    report(true, name);
-  } catch (e) {
-    report(false, name, e && e.stack ? e.stack : e);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg || 'assertion failed'); }
+
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
 /* A free loopback port: bind port 0, read it, close. */
@@ -261,7 +244,7 @@ try {
       report(clean, 'firewatch-hub stops cleanly on SIGTERM', clean ? '' : `exit ${r.code} ${r.sig}\n${c.log().slice(-2000)}`);
     }
   }
-  if (failed) {
+  if (tally.failed) {
     for (const f of ['hub.log', 'fleet.log']) {
       try { console.log(`# ${f}:\n# ` + readFileSync(join(dir, f), 'utf8').split('\n').slice(-30).join('\n# ')); } catch (e) { /* none */ }
     }
@@ -269,6 +252,6 @@ try {
   rmSync(dir, { recursive: true, force: true });
   rmSync(profile, { recursive: true, force: true });
   console.log(`# screenshots in ${shots}`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
+  console.log(`${tally.passed} passed, ${tally.failed} failed`);
+  process.exitCode = tally.failed ? 1 : 0;
 }

@@ -14,85 +14,20 @@
 //
 // Environment: FW_ROOT (repository root), FW_BUILD (build directory with
 // tests/http/serve_fixture).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { assert, report, shots, startFixture, step, tally, until } from './lib.mjs';
 
-const root = resolve(process.env.FW_ROOT || join(import.meta.dirname, '..', '..'));
-const build = resolve(process.env.FW_BUILD || join(root, 'build', 'san'));
-const shots = join(build, 'screenshots');
 mkdirSync(shots, { recursive: true });
 const CAP_NS = 'urn:oasis:names:tc:emergency:cap:1.2';
 
-let passed = 0;
-let failed = 0;
-function report(ok, name, why) {
-  if (ok) passed++; else failed++;
-  console.log(`${ok ? 'ok' : 'not ok'} - ${name}`);
-  if (!ok && why) console.log(`#   ${String(why).split('\n').join('\n#   ')}`);
-}
-async function step(name, fn) {
-  try {
-    await fn();
-    report(true, name);
-  } catch (e) {
-    report(false, name, e && e.stack ? e.stack : e);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg || 'assertion failed'); }
 
-// Polls fn until it returns a truthy value or timeout ms pass; returns the
-// value or throws with the last one seen. For conditions a locator cannot
-// express (numbers computed in the page).
-async function until(fn, what, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
 
-// --- The server ----------------------------------------------------------
-function startFixture() {
-  const bin = join(build, 'tests', 'http', 'serve_fixture');
-  const child = spawn(bin, ['--regional', '--lang', 'en'], { env: { ...process.env, FW_ROOT: root }, stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout });
-  const waiting = [];
-  lines.on('line', (l) => { const w = waiting.shift(); if (w) w(l); });
-  const next = (ms) => new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error('serve_fixture did not answer')), ms);
-    waiting.push((l) => { clearTimeout(timer); res(l); });
-  });
-  return {
-    child,
-    async port() {
-      const l = await next(30000);
-      const m = /^port (\d+)$/.exec(l);
-      if (!m) throw new Error('unexpected: ' + l);
-      return Number(m[1]);
-    },
-    async command(cmd) {
-      child.stdin.write(cmd + '\n');
-      return next(10000);
-    },
-    stop() {
-      try { child.stdin.end('quit\n'); } catch (e) { /* already gone */ }
-      return new Promise((res) => {
-        const timer = setTimeout(() => { child.kill('SIGKILL'); res(); }, 5000);
-        child.on('exit', () => { clearTimeout(timer); res(); });
-        if (child.exitCode !== null) { clearTimeout(timer); res(); }
-      });
-    },
-  };
-}
 
-const fixture = startFixture();
+
+const fixture = startFixture(['--regional', '--lang', 'en']);
 let context;
 const profile = mkdtempSync(join(tmpdir(), 'fw-chromium-'));
 const consoleErrors = [];
@@ -294,6 +229,6 @@ try {
   await fixture.stop();
   rmSync(profile, { recursive: true, force: true });
   console.log(`# screenshots in ${shots}`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
+  console.log(`${tally.passed} passed, ${tally.failed} failed`);
+  process.exitCode = tally.failed ? 1 : 0;
 }

@@ -613,5 +613,43 @@ static void test_feed(void)
     CHECK_INT(errno, EINVAL);
 }
 
+/* A feed around alerts written elsewhere (a regional hub's): the alert
+ * goes in without its XML declaration, text is escaped, and a document
+ * that is not an <alert> is refused. */
+static void test_feed_wrap(void)
+{
+    const char *alert = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<alert xmlns=\"" CAP_NAMESPACE
+                        "\"><identifier>firewatch-ward7-1-2</identifier></alert>\n";
+    struct cap_feed_entry e[2] = {
+        {.id = "urn:firewatch:ward7:cap:firewatch-ward7-1-2",
+         .title = "Ward 7, Alley <12> & co: fire alarm",
+         .updated_ms = 1700000000000,
+         .link = "/api/v1/region/areas/ward7/incidents/1/cap",
+         .alert = alert},
+        {.id = "urn:x:2", .title = "second", .updated_ms = 1700000005000, .link = NULL, .alert = alert + 39},
+    };
+    size_t len = 0;
+    char *feed = cap_feed_wrap("urn:firewatch:region:cap", "Region", e, 2, 1, &len);
+    CHECK(feed != NULL && len == strlen(feed));
+    if (feed) {
+        CHECK(strstr(feed, "<title>Ward 7, Alley &lt;12&gt; &amp; co: fire alarm</title>") != NULL);
+        CHECK(strstr(feed, "<updated>2023-11-14T22:13:25Z</updated>") != NULL); /* the newest entry's */
+        CHECK(strstr(feed, "<content type=\"" CAP_MIME_TYPE "\">\n<alert xmlns") != NULL);
+        const char *first = strstr(feed, "<?xml");
+        CHECK(first == feed && strstr(first + 5, "<?xml") == NULL); /* one declaration only */
+    }
+    free(feed);
+    struct cap_feed_entry bad = e[0];
+    bad.alert = "<feed>not an alert</feed>";
+    CHECK(cap_feed_wrap("urn:x", "t", &bad, 1, 1, NULL) == NULL);
+    bad = e[0];
+    bad.id = NULL;
+    CHECK(cap_feed_wrap("urn:x", "t", &bad, 1, 1, NULL) == NULL);
+    feed = cap_feed_wrap("urn:x", "Empty", NULL, 0, 1700000000000, NULL);
+    CHECK(feed && strstr(feed, "<updated>2023-11-14T22:13:20Z</updated>") && !strstr(feed, "<entry>"));
+    free(feed);
+}
+
 TH_MAIN(TH_TEST(test_states), TH_TEST(test_geometry), TH_TEST(test_hostile_names), TH_TEST(test_times),
-        TH_TEST(test_buffer_and_new_agree), TH_TEST(test_refusals), TH_TEST(test_feed))
+        TH_TEST(test_buffer_and_new_agree), TH_TEST(test_refusals), TH_TEST(test_feed),
+        TH_TEST(test_feed_wrap))

@@ -871,6 +871,28 @@ static long long file_size(const char *path)
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
+static int http_port(const struct rig *r);
+
+struct metricwait {
+    const struct rig *r;
+    const char *line; /* a whole line of /metrics */
+};
+
+/* True when /metrics (no login needed) has the line. */
+static bool metric_is(void *arg)
+{
+    struct metricwait *w = arg;
+    struct hc_response res;
+    int port = http_port(w->r);
+    if (port <= 0 || hc_request(port, "GET", "/metrics", NULL, NULL, 0, &res) != 0)
+        return false;
+    char want[160];
+    snprintf(want, sizeof want, "\n%s\n", w->line);
+    bool ok = res.status == 200 && res.body && strstr(res.body, want) != NULL;
+    hc_free(&res);
+    return ok;
+}
+
 static void test_disk_full(void)
 {
     struct rig r;
@@ -900,6 +922,8 @@ static void test_disk_full(void)
     for (; s < 300; s++)
         CHECK_INT(enode_event(&e, 2, s, "\"type\":\"test\",\"result\":\"pass\""), 0);
     CHECK(wait_log(&r, "storage trouble: the database refuses events", 1, 20000));
+    struct metricwait mw = {&r, "firewatch_storage_trouble 1"};
+    CHECK(th_wait_until(metric_is, &mw, 10000)); /* the operator's monitoring sees it */
     /* Escalation goes on: zone topic and notifier, with the disk full. */
     CHECK_INT(
         pub(&r, "firewatch/v1/node/n3/event", "{\"seq\":1,\"ts\":1,\"type\":\"alarm\",\"cause\":\"button\"}"),
@@ -932,6 +956,10 @@ static void test_disk_full(void)
     write_file(r.pages, "2000000000\n");
     CHECK(wait_log(&r, "storage recovered", 1, 20000));
     CHECK(check_events(&r, &e, 4, 30000));
+    mw.line = "firewatch_storage_trouble 0";
+    CHECK(th_wait_until(metric_is, &mw, 10000));
+    mw.line = "firewatch_events_held 0";
+    CHECK(th_wait_until(metric_is, &mw, 10000));
     CHECK(wait_db(&r, "SELECT count(*) FROM incidents WHERE zone_id='z3' AND state='alarm'", 1, 20000));
     CHECK(file_size(spill) == 0);
     child_stop(&r.fleet, SIGTERM);

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "cap.h"
+#include "fed.h"
 #include "harness.h"
 #include "store.h"
 
@@ -742,12 +743,13 @@ int fx_regional(struct fixture *fx)
     sqlite3_stmt *q = NULL;
     pthread_mutex_lock(&fx->mu);
     rc |= fx_sql(fx, "BEGIN");
-    rc |= sqlite3_prepare_v2(
-              fx->db,
-              "INSERT INTO areas(id, name, added_ms, removed_ms, bridge_online, bridge_ms, "
-              "last_seen_ms, hub_doc, hub_ms, readiness_doc, readiness_ms) VALUES (?1, ?2, ?3, ?4, "
-              "?5, ?6, ?7, ?8, ?9, ?10, ?9)",
-              -1, &q, NULL) != SQLITE_OK;
+    rc |=
+        sqlite3_prepare_v2(
+            fx->db,
+            "INSERT INTO areas(id, name, added_ms, removed_ms, bridge_online, bridge_ms, "
+            "last_seen_ms, hub_doc, hub_ms, readiness_doc, readiness_ms, readiness_summary) VALUES (?1, ?2, "
+            "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?9, ?11)",
+            -1, &q, NULL) != SQLITE_OK;
     for (size_t i = 0; i < sizeof areas / sizeof areas[0] && q; i++) {
         const struct fx_area *a = &areas[i];
         int64_t seen = ago(now, a->seen_min);
@@ -767,7 +769,11 @@ int fx_regional(struct fixture *fx)
         sqlite3_bind_text(q, 8, hub, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 9, seen);
         sqlite3_bind_text(q, 10, rd, -1, SQLITE_TRANSIENT);
+        /* As the receiver stores it (hub/region.c). */
+        char *sum = rd ? fed_readiness_summary(rd, strlen(rd), FED_WORST_ZONES) : NULL;
+        sqlite3_bind_text(q, 11, sum, -1, SQLITE_TRANSIENT);
         rc |= sqlite3_step(q) != SQLITE_DONE;
+        free(sum);
         sqlite3_reset(q);
         cJSON_free(hub);
         cJSON_free(rd);

@@ -148,12 +148,42 @@ static void test_summaries_and_cap(void)
     const char *bad_open = "{\"v\":1,\"hub\":\"ward7\",\"ts\":5,\"name\":\"W\",\"open\":[\"x\"]}";
     CHECK_INT(fed_summary_decode("ward7", FED_HUB, bad_open, strlen(bad_open), &s, why, sizeof why), -EINVAL);
 
+    /* The overview's summary: the worst zones under 100, worst first. */
+    const char *five =
+        "{\"v\":1,\"hub\":\"ward7\",\"ts\":5,\"score\":74,\"zones\":[{\"id\":\"a\",\"score\":100},"
+        "{\"id\":\"b\",\"score\":50},{\"id\":\"c\",\"score\":70},{\"id\":\"d\",\"score\":90},"
+        "{\"id\":\"e\",\"score\":60}]}";
+    char *sum = fed_readiness_summary(five, strlen(five), FED_WORST_ZONES);
+    CHECK(sum != NULL);
+    if (sum) {
+        CHECK(strstr(sum, "\"zones\":[{\"id\":\"b\",\"score\":50},{\"id\":\"e\",\"score\":60},{\"id\":\"c\","
+                          "\"score\":70}],\"zones_total\":5") != NULL);
+        CHECK(strstr(sum, "\"hub\"") == NULL && strstr(sum, "\"v\"") == NULL &&
+              strstr(sum, "\"score\":74") != NULL);
+    }
+    free(sum);
+    CHECK(fed_readiness_summary("[1]", 3, 3) == NULL);
+
     const char *cap = "<?xml version=\"1.0\"?><alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">"
                       "<identifier>firewatch-ward7-1-2</identifier></alert>";
     CHECK_INT(fed_cap_check("ward7", cap, strlen(cap), why, sizeof why), 0);
     CHECK_INT(fed_cap_check("ward8", cap, strlen(cap), why, sizeof why), -EINVAL);
     CHECK_INT(fed_cap_check("ward7", "<html/>", 7, why, sizeof why), -EINVAL);
     CHECK_INT(fed_cap_check("ward7", "<?xml \xff", 7, why, sizeof why), -EINVAL);
+    /* Nothing that could break out of the regional Atom feed it is served in. */
+    static const char *const hostile[] = {
+        "<?xml version=\"1.0\"?><alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>"
+        "firewatch-ward7-1-2</identifier></alert></content></entry><entry><alert></alert>",
+        "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e \"boom\">]><alert "
+        "xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>firewatch-ward7-1-2</identifier></alert>",
+        "<?xml version=\"1.0\"?><alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>"
+        "firewatch-ward7-1-2</identifier><![CDATA[x]]></alert>",
+        "<?xml version=\"1.0\"?><alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>"
+        "firewatch-ward7-1-2</identifier></alert><alert></alert>",
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++)
+        th_report(fed_cap_check("ward7", hostile[i], strlen(hostile[i]), why, sizeof why) == -EINVAL,
+                  "hostile CAP alert %zu refused (%s)", i, why);
 }
 
 /* ---- the regional receiver ---------------------------------------------- */

@@ -48,6 +48,20 @@ static void check_xsd(const char *xml, const char *what)
               rc ? out : "");
 }
 
+static void check_wellformed(const char *xml, const char *what)
+{
+    char file[300], cmd[700], out[2048];
+    snprintf(file, sizeof file, "%s/feed.xml", th_tmpdir("fedfeed"));
+    FILE *f = fopen(file, "w");
+    if (f) {
+        fputs(xml, f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "xmllint --noout '%s' 2>&1", file);
+    int rc = hr_sh(cmd, out, sizeof out);
+    th_report(rc == 0, "%s is well-formed XML%s%s", what, rc ? ": " : "", rc ? out : "");
+}
+
 /* Publishes one QoS 1 message as a node of the area. */
 static int node_pub(struct hubrig *area, const char *user, const char *pw, const char *topic,
                     const char *payload)
@@ -135,6 +149,14 @@ static void test_area_to_region(void)
     CHECK(hr_wait_api(&reg, "/api/v1/region", "\"name\":\"Ward 7\"", 10000));
     CHECK(hr_wait_api(&reg, "/api/v1/region", "\"households\":2", 10000));
     CHECK(hr_wait_api(&reg, "/api/v1/region", "\"readiness\":{", 10000));
+    /* The overview keeps each area's worst zones; ?area= has them all. */
+    CHECK_INT(get(&reg, "/api/v1/region", out, sizeof out), 200);
+    CHECK(strstr(out, "\"zones_total\":1") != NULL);
+    CHECK_INT(get(&reg, "/api/v1/region?area=ward7", out, sizeof out), 200);
+    CHECK(strstr(out, "\"id\":\"ward7\"") && strstr(out, "\"id\":\"z1\"") && !strstr(out, "zones_total"));
+    CHECK_INT(get(&reg, "/api/v1/region?area=nowhere", out, sizeof out), 200);
+    CHECK(strstr(out, "\"areas\":[]") != NULL);
+    CHECK_INT(get(&reg, "/api/v1/region?area=Bad!", out, sizeof out), 400);
     CHECK_INT(get(&reg, "/api/v1/health", out, sizeof out), 200);
     CHECK(strstr(out, "\"mode\":\"regional\"") != NULL);
 
@@ -157,6 +179,12 @@ static void test_area_to_region(void)
     CHECK(strstr(out, "<identifier>firewatch-ward7-1-") != NULL);
     CHECK(strstr(out, "<certainty>Observed</certainty>") != NULL);
     check_xsd(out, "the forwarded CAP alert");
+    /* The Atom feed of every area's alerts, well-formed around the alert. */
+    CHECK_INT(get(&reg, "/api/v1/region/cap", out, sizeof out), 200);
+    CHECK(strstr(out, "<feed xmlns=\"http://www.w3.org/2005/Atom\">") != NULL);
+    CHECK(strstr(out, "<id>urn:firewatch:ward7:cap:firewatch-ward7-1-") != NULL);
+    CHECK(strstr(out, "<title>Ward 7, Alley 12: fire alarm</title>") != NULL);
+    check_wellformed(out, "the regional CAP feed");
     CHECK_INT(get(&reg, "/api/v1/region/areas/ward7/incidents/99/cap", out, sizeof out), 404);
     CHECK_INT(get(&reg, "/api/v1/region/areas/Bad!/incidents/1/cap", out, sizeof out), 400);
 
