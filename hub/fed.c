@@ -404,19 +404,10 @@ int fed_cap_check(const char *area, const char *payload, size_t len, char *why, 
         return why_set(why, why_size, "alert is not UTF-8");
     char want[FW_ID_MAX + 40];
     snprintf(want, sizeof want, "<identifier>firewatch-%s-", area);
-    /* Bounded searches: payload is not NUL-terminated. */
     static const char ns[] = "urn:oasis:names:tc:emergency:cap:1.2";
-    bool has_ns = false, has_id = false;
-    size_t wl = strlen(want);
-    for (size_t i = 0; i < len; i++) {
-        if (!has_ns && len - i >= sizeof ns - 1 && memcmp(payload + i, ns, sizeof ns - 1) == 0)
-            has_ns = true;
-        if (!has_id && len - i >= wl && memcmp(payload + i, want, wl) == 0)
-            has_id = true;
-    }
-    if (strncmp(payload, "<?xml", len < 5 ? len : 5) != 0 || !has_ns)
+    if (len < 5 || memcmp(payload, "<?xml", 5) != 0 || !memmem(payload, len, ns, sizeof ns - 1))
         return why_set(why, why_size, "not a CAP 1.2 document");
-    if (!has_id)
+    if (!memmem(payload, len, want, strlen(want)))
         return why_set(why, why_size, "the identifier does not name the area");
     /* The regional side serves it inside its own Atom feed (cap_feed_wrap):
      * one <alert> element after the declaration, nothing that could close
